@@ -1,0 +1,100 @@
+//! Client side: `connect()` with certificate verification on by default.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use napi_derive::napi;
+use tokio::net::UdpSocket;
+use tokio_quiche::http3::driver::ClientH3Driver;
+use tokio_quiche::settings::{CertificateKind, Hooks, TlsCertificatePaths};
+use tokio_quiche::ConnectionParams;
+
+use crate::address::{host_name, resolve};
+use crate::controller::{take_writer, ClientRequests, NativeH3Controller, PendingWriters};
+use crate::errors::{for_promise, js_error, ErrorCode, Result};
+use crate::events::{client_event, spawn_event_pump, ConnectionSlot};
+use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings, DEFAULT_HANDSHAKE_TIMEOUT};
+use crate::tls::{load_ca, ClientTlsHook, ServerTrust};
+
+#[napi(object)]
+pub struct NativeConnectOptions {
+  pub address: String,
+  /// SNI and the name the certificate must carry; defaults to the address's host name.
+  pub server_name: Option<String>,
+  /// PEM text or a path; replaces the system trust store.
+  pub ca: Option<String>,
+  pub insecure_skip_verify: Option<bool>,
+  pub settings: Option<NativeQuicSettings>,
+  pub http3: Option<NativeHttp3Settings>,
+}
+
+fn unspecified_for(peer: &SocketAddr) -> SocketAddr {
+  match peer {
+    SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+    SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+  }
+}
+
+/// `tokio_quiche::quic::connect_with_config` with an `ClientH3Driver`; resolves
+/// once the handshake is done.
+#[napi]
+pub async fn connect(options: NativeConnectOptions) -> napi::Result<NativeH3Controller> {
+  connect_h3(options).await.map_err(for_promise)
+}
+
+async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller> {
+  let peer = resolve(&options.address, "address").await?;
+  let trust = match (options.insecure_skip_verify.unwrap_or(false), &options.ca) {
+    (true, _) => ServerTrust::Insecure,
+    (false, Some(ca)) => ServerTrust::Anchors(load_ca(ca)?),
+    (false, None) => ServerTrust::System,
+  };
+  let server_name = options.server_name.clone().or_else(|| host_name(&options.address).map(str::to_owned));
+  let verify_ip: Option<IpAddr> = server_name.is_none().then_some(peer.ip());
+
+  let connect_error = |e: std::io::Error| js_error(ErrorCode::Connect, format!("address: {peer}: {e}"));
+  let socket = UdpSocket::bind(unspecified_for(&peer)).await.map_err(connect_error)?;
+  socket.connect(peer).await.map_err(connect_error)?;
+
+  let quic = options.settings.unwrap_or_default();
+  let handshake_timeout = quic.handshake_timeout_ms.map_or(DEFAULT_HANDSHAKE_TIMEOUT, |ms| Duration::from_millis(ms as u64));
+  let mut settings = quic_settings(&quic);
+  settings.verify_peer = !matches!(trust, ServerTrust::Insecure);
+  // tokio-quiche consults the hook only when certificate paths are set; the
+  // hook builds the whole TLS context, so these placeholders are never read.
+  let placeholder = TlsCertificatePaths { cert: "", private_key: "", kind: CertificateKind::X509 };
+  let hooks = Hooks { connection_hook: Some(Arc::new(ClientTlsHook { trust, verify_ip })) };
+  let params = ConnectionParams::new_client(settings, Some(placeholder), hooks);
+
+  let (driver, mut controller) = ClientH3Driver::new(http3_settings(&options.http3.unwrap_or_default()));
+  let events = controller.take_event_receiver();
+  let socket = socket.try_into().map_err(connect_error)?;
+  let handshake = tokio_quiche::quic::connect_with_config(socket, server_name.as_deref(), &params, driver);
+  let conn = match tokio::time::timeout(handshake_timeout, handshake).await {
+    Ok(Ok(conn)) => conn,
+    Ok(Err(e)) => return Err(js_error(ErrorCode::Connect, format!("{peer}: the QUIC handshake failed: {e}"))),
+    Err(_) => {
+      return Err(js_error(
+        ErrorCode::Connect,
+        format!("{peer}: no QUIC handshake within {} ms (settings.handshakeTimeoutMs)", handshake_timeout.as_millis()),
+      ))
+    },
+  };
+
+  let slot: ConnectionSlot = Arc::new(OnceLock::new());
+  let _ = slot.set(conn);
+  let writers = PendingWriters::default();
+  let pump_writers = writers.clone();
+  let pump_slot = slot.clone();
+  Ok(NativeH3Controller::new(
+    Box::new(controller.h3_cmd_sender()),
+    Box::new(move |callback| {
+      spawn_event_pump(events, callback, pump_slot, move |ev| {
+        client_event(ev, |stream_id, request_id| take_writer(&pump_writers, stream_id, request_id))
+      })
+    }),
+    slot,
+    Some(ClientRequests { sender: controller.request_sender(), writers }),
+  ))
+}

@@ -1,0 +1,148 @@
+//! `NativeH3Controller`: the JS handle on a `ServerH3Controller` or
+//! `ClientH3Controller`. One class serves both roles; the TS layer presents
+//! them as `ServerH3Controller` and `ClientH3Controller`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use napi_derive::napi;
+use tokio::sync::oneshot;
+use tokio_quiche::http3::driver::{
+  ClientRequestSender, H3Command, NewClientRequest, OutboundFrameSender, RequestSender, StreamShutdown,
+};
+use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand};
+
+use crate::errors::{js_error, ErrorCode, Result};
+use crate::events::{ConnectionSlot, EventCallback};
+use crate::headers::{headers_from_flat, HeaderBlock};
+use crate::stream::{NativeBodyWriter, Role};
+
+/// The command channel of either controller type.
+pub trait CommandSink: Send + Sync {
+  /// False once the driver is gone.
+  fn send(&self, cmd: H3Command) -> bool;
+}
+
+impl<C: Send> CommandSink for RequestSender<C, H3Command>
+where
+  H3Command: Into<C>,
+{
+  fn send(&self, cmd: H3Command) -> bool {
+    RequestSender::send(self, cmd).is_ok()
+  }
+}
+
+/// Starts the event pump once JS hands over its callback.
+pub type EventStarter = Box<dyn FnOnce(EventCallback) + Send>;
+
+/// Body writers of client requests, waiting for their `NewOutboundRequest` event.
+pub type PendingWriters = Arc<Mutex<HashMap<u64, oneshot::Receiver<OutboundFrameSender>>>>;
+
+/// The client-only half: the request channel.
+pub struct ClientRequests {
+  pub sender: ClientRequestSender,
+  pub writers: PendingWriters,
+}
+
+/// Takes the body writer for `request_id`, which the driver sent just before
+/// announcing the request.
+pub fn take_writer(writers: &PendingWriters, stream_id: u64, request_id: u64) -> Option<NativeBodyWriter> {
+  let mut rx = writers.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id)?;
+  rx.try_recv().ok().map(|send| NativeBodyWriter::new(stream_id, Role::Client, send))
+}
+
+#[napi]
+pub struct NativeH3Controller {
+  commands: Box<dyn CommandSink>,
+  events: Mutex<Option<EventStarter>>,
+  slot: ConnectionSlot,
+  requests: Option<ClientRequests>,
+}
+
+impl NativeH3Controller {
+  pub fn new(commands: Box<dyn CommandSink>, events: EventStarter, slot: ConnectionSlot, requests: Option<ClientRequests>) -> Self {
+    Self { commands, events: Mutex::new(Some(events)), slot, requests }
+  }
+
+  fn command(&self, cmd: H3Command) -> Result<()> {
+    if self.commands.send(cmd) {
+      Ok(())
+    } else {
+      Err(js_error(ErrorCode::Closed, "the connection is closed"))
+    }
+  }
+}
+
+#[napi]
+impl NativeH3Controller {
+  /// Starts delivering events, in batches, to `callback`; the last batch holds
+  /// a `closed` event. Callable once.
+  #[napi(ts_args_type = "callback: (events: NativeH3Event[]) => void")]
+  pub fn on_events(&self, callback: EventCallback) -> Result<()> {
+    let start = self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let start = start.ok_or_else(|| js_error(ErrorCode::InvalidArg, "events are already being delivered"))?;
+    start(callback);
+    Ok(())
+  }
+
+  /// Closes the connection with an application CONNECTION_CLOSE.
+  #[napi]
+  pub fn close(&self, error_code: f64, reason: String) -> Result<()> {
+    self.command(H3Command::QuicCmd(QuicCommand::ConnectionClose(ConnectionShutdownBehaviour {
+      send_application_close: true,
+      error_code: error_code as u64,
+      reason: reason.into_bytes(),
+    })))
+  }
+
+  /// Sends GOAWAY with the highest stream id the driver has seen.
+  #[napi]
+  pub fn send_goaway(&self) -> Result<()> {
+    self.command(H3Command::GoAway)
+  }
+
+  /// STOP_SENDING (`read_code`) and/or RESET_STREAM (`write_code`) on a stream.
+  #[napi]
+  pub fn shutdown_stream(&self, stream_id: f64, read_code: Option<f64>, write_code: Option<f64>) -> Result<()> {
+    let shutdown = match (read_code, write_code) {
+      (Some(r), Some(w)) => StreamShutdown::Both { read_error_code: r as u64, write_error_code: w as u64 },
+      (Some(r), None) => StreamShutdown::Read { error_code: r as u64 },
+      (None, Some(w)) => StreamShutdown::Write { error_code: w as u64 },
+      (None, None) => return Err(js_error(ErrorCode::InvalidArg, "shutdown: give a read code, a write code, or both")),
+    };
+    self.command(H3Command::ShutdownStream { stream_id: stream_id as u64, shutdown })
+  }
+
+  /// Client only: queues a request. With `with_body`, its body writer arrives
+  /// on the `newOutboundRequest` event; without, the HEADERS carry FIN.
+  #[napi]
+  pub fn send_request(&self, request_id: f64, headers: Vec<String>, with_body: bool) -> Result<()> {
+    let requests = self
+      .requests
+      .as_ref()
+      .ok_or_else(|| js_error(ErrorCode::InvalidArg, "only a client controller sends requests"))?;
+    let headers = headers_from_flat(&headers, HeaderBlock::Request)?;
+    let request_id = request_id as u64;
+    let body_writer = with_body.then(|| {
+      let (tx, rx) = oneshot::channel();
+      requests.writers.lock().unwrap_or_else(|p| p.into_inner()).insert(request_id, rx);
+      tx
+    });
+    requests
+      .sender
+      .send(NewClientRequest { request_id, headers, body_writer })
+      .map_err(|_| js_error(ErrorCode::Closed, "the connection is closed"))
+  }
+
+  /// `ip:port` of this end, once the connection has started.
+  #[napi(getter)]
+  pub fn local_address(&self) -> Option<String> {
+    self.slot.get().map(|c| c.local_addr().to_string())
+  }
+
+  /// `ip:port` of the peer, once the connection has started.
+  #[napi(getter)]
+  pub fn peer_address(&self) -> Option<String> {
+    self.slot.get().map(|c| c.peer_addr().to_string())
+  }
+}

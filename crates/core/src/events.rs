@@ -1,0 +1,192 @@
+//! H3 events on their way to JS: conversion of tokio-quiche's event enums
+//! into one flat object shape, and the pump that drains a controller's event
+//! channel into a ThreadsafeFunction.
+
+use std::sync::{Arc, OnceLock};
+
+use napi::bindgen_prelude::BigInt;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, ServerH3Event};
+use tokio_quiche::QuicConnection;
+
+use crate::headers::headers_to_flat;
+use crate::stream::{NativeBodyReader, NativeBodyWriter, Role};
+
+/// Why and how a connection ended, from tokio-quiche's audit stats.
+#[napi(object, object_from_js = false)]
+pub struct NativeCloseInfo {
+  /// CONNECTION_CLOSE (transport) code this side sent.
+  pub local_transport_code: Option<i64>,
+  /// CONNECTION_CLOSE (application) code this side sent.
+  pub local_application_code: Option<i64>,
+  /// CONNECTION_CLOSE (transport) code the peer sent.
+  pub peer_transport_code: Option<i64>,
+  /// CONNECTION_CLOSE (application) code the peer sent.
+  pub peer_application_code: Option<i64>,
+  /// tokio-quiche's description of a local failure, if any.
+  pub reason: Option<String>,
+  pub sent_bytes: f64,
+  pub recv_bytes: f64,
+  pub lost_packets: f64,
+}
+
+fn code(v: i64) -> Option<i64> {
+  (v >= 0).then_some(v)
+}
+
+pub fn close_info(conn: Option<&QuicConnection>) -> NativeCloseInfo {
+  let Some(conn) = conn else {
+    return NativeCloseInfo {
+      local_transport_code: None,
+      local_application_code: None,
+      peer_transport_code: None,
+      peer_application_code: None,
+      reason: Some("the connection was never started".into()),
+      sent_bytes: 0.0,
+      recv_bytes: 0.0,
+      lost_packets: 0.0,
+    };
+  };
+  let audit = conn.audit_log_stats();
+  let stats = conn.stats().lock().map(|s| s.stats.clone()).ok();
+  NativeCloseInfo {
+    local_transport_code: code(audit.sent_conn_close_transport_error_code()),
+    local_application_code: code(audit.sent_conn_close_application_error_code()),
+    peer_transport_code: code(audit.recvd_conn_close_transport_error_code()),
+    peer_application_code: code(audit.recvd_conn_close_application_error_code()),
+    reason: audit.connection_close_reason().as_ref().map(|e| e.to_string()),
+    sent_bytes: stats.as_ref().map_or(0.0, |s| s.sent_bytes as f64),
+    recv_bytes: stats.as_ref().map_or(0.0, |s| s.recv_bytes as f64),
+    lost_packets: stats.as_ref().map_or(0.0, |s| s.lost as f64),
+  }
+}
+
+/// Every event variant in one object; `kind` says which fields are set.
+#[napi(object, object_from_js = false)]
+#[derive(Default)]
+pub struct NativeH3Event {
+  pub kind: String,
+  pub stream_id: Option<i64>,
+  /// Flat latin1 `[name, value, ...]`.
+  pub headers: Option<Vec<String>>,
+  pub send: Option<NativeBodyWriter>,
+  pub recv: Option<NativeBodyReader>,
+  pub read_fin: Option<bool>,
+  /// Raw RFC 9218 priority field value from PRIORITY_UPDATE (server only).
+  pub priority: Option<String>,
+  pub is_in_early_data: Option<bool>,
+  /// Flat `[id, value, ...]` SETTINGS pairs.
+  pub settings: Option<Vec<BigInt>>,
+  pub num_bytes: Option<f64>,
+  pub fin: Option<bool>,
+  /// GOAWAY id.
+  pub id: Option<f64>,
+  pub request_id: Option<f64>,
+  /// Text of a connection error or shutdown reason.
+  pub error: Option<String>,
+  pub close: Option<NativeCloseInfo>,
+}
+
+fn event(kind: &str) -> NativeH3Event {
+  NativeH3Event { kind: kind.to_string(), ..Default::default() }
+}
+
+fn headers_event(h: IncomingH3Headers, role: Role) -> NativeH3Event {
+  let IncomingH3Headers { stream_id, headers, send, recv, read_fin, h3_audit_stats } = h;
+  NativeH3Event {
+    stream_id: Some(stream_id as i64),
+    headers: Some(headers_to_flat(&headers)),
+    send: Some(NativeBodyWriter::new(stream_id, role, send)),
+    recv: Some(NativeBodyReader::new(stream_id, recv, h3_audit_stats)),
+    read_fin: Some(read_fin),
+    ..event("headers")
+  }
+}
+
+/// Converts the events both drivers share.
+pub fn core_event(ev: H3Event, role: Role) -> NativeH3Event {
+  match ev {
+    H3Event::IncomingSettings { settings } => NativeH3Event {
+      settings: Some(settings.into_iter().flat_map(|(k, v)| [BigInt::from(k), BigInt::from(v)]).collect()),
+      ..event("settings")
+    },
+    H3Event::IncomingHeaders(h) => headers_event(h, role),
+    H3Event::NewFlow { flow_id, .. } => NativeH3Event { id: Some(flow_id as f64), ..event("newFlow") },
+    H3Event::ResetStream { stream_id } => NativeH3Event { stream_id: Some(stream_id as i64), ..event("resetStream") },
+    H3Event::ConnectionError(e) => NativeH3Event { error: Some(e.to_string()), ..event("connectionError") },
+    H3Event::ConnectionShutdown(e) => NativeH3Event {
+      error: e.map(|e| e.to_string()),
+      ..event("connectionShutdown")
+    },
+    H3Event::BodyBytesReceived { stream_id, num_bytes, fin } => NativeH3Event {
+      stream_id: Some(stream_id as i64),
+      num_bytes: Some(num_bytes as f64),
+      fin: Some(fin),
+      ..event("bodyBytesReceived")
+    },
+    H3Event::StreamClosed { stream_id } => NativeH3Event { stream_id: Some(stream_id as i64), ..event("streamClosed") },
+    H3Event::GoAway { id } => NativeH3Event { id: Some(id as f64), ..event("goAway") },
+  }
+}
+
+pub fn server_event(ev: ServerH3Event) -> NativeH3Event {
+  match ev {
+    ServerH3Event::Core(ev) => core_event(ev, Role::Server),
+    ServerH3Event::Headers { incoming_headers, priority, is_in_early_data } => NativeH3Event {
+      priority: priority.map(|p| String::from_utf8_lossy(&p).into_owned()),
+      is_in_early_data: Some(*is_in_early_data),
+      ..headers_event(incoming_headers, Role::Server)
+    },
+  }
+}
+
+/// Hands batches of events to JS. Strong on purpose: a live connection keeps
+/// Node running, and the pump drops it when the connection ends.
+pub type EventCallback = ThreadsafeFunction<Vec<NativeH3Event>, (), Vec<NativeH3Event>, Status, false>;
+
+/// Filled by `start()` (server) or `connect()` (client); read when the
+/// event channel ends to report how the connection closed.
+pub type ConnectionSlot = Arc<OnceLock<QuicConnection>>;
+
+/// How many queued events one crossing carries at most.
+const MAX_BATCH: usize = 64;
+
+/// Drains `rx` into `callback` until the driver drops its sender, then sends
+/// a final `closed` event with the close info. Events are small (body bytes
+/// travel on the bounded per-stream channels), so batching them is safe.
+pub fn spawn_event_pump<E: Send + 'static>(
+  mut rx: UnboundedReceiver<E>, callback: EventCallback, slot: ConnectionSlot,
+  mut convert: impl FnMut(E) -> NativeH3Event + Send + 'static,
+) {
+  napi::bindgen_prelude::spawn(async move {
+    while let Some(first) = rx.recv().await {
+      let mut batch = vec![convert(first)];
+      while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+          Ok(ev) => batch.push(convert(ev)),
+          Err(_) => break,
+        }
+      }
+      callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    let closed = NativeH3Event { close: Some(close_info(slot.get())), ..event("closed") };
+    callback.call(vec![closed], ThreadsafeFunctionCallMode::NonBlocking);
+  });
+}
+
+/// Converts a client event; `take_writer` hands over the body writer of a
+/// request that asked for one.
+pub fn client_event(ev: ClientH3Event, take_writer: impl Fn(u64, u64) -> Option<NativeBodyWriter>) -> NativeH3Event {
+  match ev {
+    ClientH3Event::Core(ev) => core_event(ev, Role::Client),
+    ClientH3Event::NewOutboundRequest { stream_id, request_id } => NativeH3Event {
+      stream_id: Some(stream_id as i64),
+      request_id: Some(request_id as f64),
+      send: take_writer(stream_id, request_id),
+      ..event("newOutboundRequest")
+    },
+  }
+}

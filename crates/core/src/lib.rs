@@ -1,0 +1,30 @@
+//! Node.js binding for tokio-quiche. The napi surface (`Native*` classes and
+//! functions) is internal; `src-ts/` builds the public API on top of it.
+
+mod address;
+mod client;
+mod controller;
+mod errors;
+mod events;
+mod headers;
+mod runtime;
+mod server;
+mod settings;
+mod stream;
+mod tls;
+
+use napi_derive::napi;
+
+/// A self-signed certificate and key, both PEM.
+#[napi(object)]
+pub struct NativeSelfSigned {
+  pub cert: String,
+  pub key: String,
+}
+
+/// Generates a self-signed ECDSA P-256 certificate for `names`.
+#[napi]
+pub fn generate_self_signed(names: Vec<String>) -> errors::Result<NativeSelfSigned> {
+  let id = tls::self_signed(names)?;
+  Ok(NativeSelfSigned { cert: id.cert_pem, key: id.key_pem })
+}

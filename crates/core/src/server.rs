@@ -1,0 +1,191 @@
+//! Server side: `listen()`, the accept stream, `InitialQuicConnection` and
+//! `ServerH3Driver`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures_util::StreamExt;
+use napi_derive::napi;
+use tokio::net::UdpSocket;
+use tokio_quiche::http3::driver::ServerH3Driver;
+use tokio_quiche::metrics::DefaultMetrics;
+use tokio_quiche::settings::{CertificateKind, Hooks, TlsCertificatePaths};
+use tokio_quiche::{ConnectionParams, InitialQuicConnection, QuicConnectionStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::address::resolve;
+use crate::controller::NativeH3Controller;
+use crate::errors::{for_promise, js_error, ErrorCode, Result};
+use crate::events::{server_event, spawn_event_pump, ConnectionSlot};
+use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
+use crate::tls::check_server_identity;
+
+/// What `ConnectionParams::new_server` takes, from JS.
+#[napi(object)]
+pub struct NativeServerParams {
+  pub cert_path: String,
+  pub key_path: String,
+  pub settings: Option<NativeQuicSettings>,
+}
+
+/// One listening socket and its stream of incoming connections.
+#[napi]
+pub struct NativeQuicListener {
+  accept: Arc<tokio::sync::Mutex<Option<QuicConnectionStream<DefaultMetrics>>>>,
+  cancel: CancellationToken,
+  local_addr: SocketAddr,
+}
+
+async fn bind(address: &str, index: usize) -> Result<UdpSocket> {
+  let field = format!("sockets[{index}].address");
+  let addr = resolve(address, &field).await?;
+  UdpSocket::bind(addr)
+    .await
+    .map_err(|e| js_error(ErrorCode::Listen, format!("{field}: cannot bind {addr}: {e}")))
+}
+
+/// Binds one UDP socket per address and starts tokio-quiche's listener on each.
+#[napi]
+pub async fn listen(addresses: Vec<String>, params: NativeServerParams) -> napi::Result<Vec<NativeQuicListener>> {
+  start_listeners(addresses, params).await.map_err(for_promise)
+}
+
+async fn start_listeners(addresses: Vec<String>, params: NativeServerParams) -> Result<Vec<NativeQuicListener>> {
+  check_server_identity(&params.cert_path, &params.key_path)?;
+  let mut sockets = Vec::with_capacity(addresses.len());
+  for (index, address) in addresses.iter().enumerate() {
+    sockets.push(bind(address, index).await?);
+  }
+  let local_addrs = sockets
+    .iter()
+    .map(|s| s.local_addr())
+    .collect::<std::io::Result<Vec<_>>>()
+    .map_err(|e| js_error(ErrorCode::Listen, e))?;
+  let params = ConnectionParams::new_server(
+    quic_settings(&params.settings.unwrap_or_default()),
+    TlsCertificatePaths { cert: &params.cert_path, private_key: &params.key_path, kind: CertificateKind::X509 },
+    Hooks::default(),
+  );
+  let streams = tokio_quiche::listen(sockets, params, DefaultMetrics).map_err(|e| js_error(ErrorCode::Listen, e))?;
+  Ok(streams
+    .into_iter()
+    .zip(local_addrs)
+    .map(|(stream, local_addr)| NativeQuicListener {
+      accept: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+      cancel: CancellationToken::new(),
+      local_addr,
+    })
+    .collect())
+}
+
+#[napi]
+impl NativeQuicListener {
+  /// The next connection that passed address validation; `null` after `close()`.
+  #[napi]
+  pub async fn accept(&self) -> napi::Result<Option<NativeInitialConnection>> {
+    let mut guard = self.accept.lock().await;
+    loop {
+      let Some(stream) = guard.as_mut() else {
+        return Ok(None);
+      };
+      let next = tokio::select! {
+        next = stream.next() => next,
+        _ = self.cancel.cancelled() => None,
+      };
+      match next {
+        Some(Ok(conn)) => return Ok(Some(NativeInitialConnection::new(conn))),
+        // An Initial that failed to process; the listener itself is fine.
+        Some(Err(_)) => continue,
+        None => {
+          guard.take();
+          return Ok(None);
+        },
+      }
+    }
+  }
+
+  /// Stops accepting; a pending `accept()` resolves `null`.
+  #[napi]
+  pub fn close(&self) {
+    self.cancel.cancel();
+    if let Ok(mut guard) = self.accept.try_lock() {
+      guard.take();
+    }
+  }
+
+  #[napi(getter)]
+  pub fn local_address(&self) -> String {
+    self.local_addr.to_string()
+  }
+}
+
+/// A connection that passed the listener but has not started its handshake.
+#[napi]
+pub struct NativeInitialConnection {
+  conn: Mutex<Option<InitialQuicConnection<UdpSocket, DefaultMetrics>>>,
+  local_addr: SocketAddr,
+  peer_addr: SocketAddr,
+}
+
+impl NativeInitialConnection {
+  fn new(conn: InitialQuicConnection<UdpSocket, DefaultMetrics>) -> Self {
+    Self { local_addr: conn.local_addr(), peer_addr: conn.peer_addr(), conn: Mutex::new(Some(conn)) }
+  }
+}
+
+#[napi]
+impl NativeInitialConnection {
+  #[napi(getter)]
+  pub fn local_address(&self) -> String {
+    self.local_addr.to_string()
+  }
+
+  #[napi(getter)]
+  pub fn peer_address(&self) -> String {
+    self.peer_addr.to_string()
+  }
+
+  /// Runs the handshake and then `driver` on this connection.
+  #[napi]
+  pub fn start(&self, driver: &NativeServerH3Driver) -> Result<()> {
+    let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let conn = conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: start() was already called"))?;
+    let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
+    let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(h3));
+    let _ = driver.slot.set(started);
+    Ok(())
+  }
+}
+
+/// A `ServerH3Driver` waiting to be given to `InitialQuicConnection.start()`.
+#[napi]
+pub struct NativeServerH3Driver {
+  driver: Mutex<Option<ServerH3Driver>>,
+  slot: ConnectionSlot,
+}
+
+/// `ServerH3Driver::new`'s pair.
+#[napi(object, object_from_js = false)]
+pub struct NativeServerDriverPair {
+  pub driver: NativeServerH3Driver,
+  pub controller: NativeH3Controller,
+}
+
+/// `ServerH3Driver::new(settings)`.
+#[napi]
+pub fn new_server_h3_driver(settings: Option<NativeHttp3Settings>) -> NativeServerDriverPair {
+  let (driver, mut controller) = ServerH3Driver::new(http3_settings(&settings.unwrap_or_default()));
+  let slot: ConnectionSlot = Arc::new(OnceLock::new());
+  let events = controller.take_event_receiver();
+  let pump_slot = slot.clone();
+  NativeServerDriverPair {
+    driver: NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot: slot.clone() },
+    controller: NativeH3Controller::new(
+      Box::new(controller.h3_cmd_sender()),
+      Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, server_event)),
+      slot,
+      None,
+    ),
+  }
+}

@@ -1,0 +1,268 @@
+//! One HTTP/3 message body in each direction: [`NativeBodyWriter`] wraps
+//! tokio-quiche's `OutboundFrameSender`, [`NativeBodyReader`] its
+//! `InboundFrameStream`.
+//!
+//! Back-pressure: a write first tries the bounded per-stream channel without
+//! leaving the JS thread; only when it is full does it hand JS a promise that
+//! settles once the driver has room. A read takes frames only when JS asks, so
+//! a JS reader that stops reading stops the driver reading from quiche.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8Array};
+use napi::Env;
+use napi_derive::napi;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{self, Sender};
+use bytes::Bytes;
+use tokio_quiche::http3::driver::{InboundFrame, InboundFrameStream, OutboundFrame, OutboundFrameSender};
+use tokio_quiche::http3::H3AuditStats;
+use tokio_quiche::quiche::h3;
+use tokio_util::sync::CancellationToken;
+
+use crate::errors::{js_error, napi_failure, ErrorCode, Result};
+use crate::headers::{headers_from_flat, HeaderBlock};
+
+/// Which side of the exchange a writer belongs to; it decides which header
+/// blocks may still be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+  /// Writes a response: headers (1xx, then final), body, trailers.
+  Server,
+  /// Writes a request body: the request headers are already sent.
+  Client,
+}
+
+/// The write half of a stream, handed to JS as `OutboundFrameSender`.
+#[napi]
+pub struct NativeBodyWriter {
+  stream_id: u64,
+  role: Role,
+  sender: Mutex<Option<Sender<OutboundFrame>>>,
+  finished: AtomicBool,
+}
+
+impl NativeBodyWriter {
+  pub fn new(stream_id: u64, role: Role, send: OutboundFrameSender) -> Self {
+    Self {
+      stream_id,
+      role,
+      sender: Mutex::new(send.get_ref().cloned()),
+      finished: AtomicBool::new(false),
+    }
+  }
+
+  /// Queues `frame`; `Ok(None)` when the channel took it at once, a promise
+  /// resolving to "accepted?" when the caller must wait for capacity.
+  fn dispatch<'env>(&self, env: &'env Env, frame: OutboundFrame, fin: bool) -> Result<Option<PromiseRaw<'env, bool>>> {
+    let mut slot = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+    if self.finished.load(Ordering::Acquire) {
+      return Err(js_error(
+        ErrorCode::StreamFinished,
+        format!("stream {}: a frame was sent after the stream's FIN", self.stream_id),
+      ));
+    }
+    let Some(sender) = slot.as_ref() else {
+      return Err(js_error(ErrorCode::Closed, format!("stream {}: the sender was closed", self.stream_id)));
+    };
+    let pending = match sender.try_send(frame) {
+      Ok(()) => None,
+      Err(TrySendError::Full(frame)) => {
+        let sender = sender.clone();
+        Some(env.spawn_future(async move { Ok(sender.send(frame).await.is_ok()) }).map_err(napi_failure)?)
+      },
+      Err(TrySendError::Closed(_)) => {
+        *slot = None;
+        return Err(js_error(
+          ErrorCode::StreamClosed,
+          format!(
+            "stream {}: the stream is closed for writing (the peer stopped it, it was reset, or the connection closed)",
+            self.stream_id
+          ),
+        ));
+      },
+    };
+    if fin {
+      // The driver drops its end after FIN; drop ours so nothing lingers.
+      self.finished.store(true, Ordering::Release);
+      *slot = None;
+    }
+    Ok(pending)
+  }
+
+  fn header_frame(&self, headers: Vec<String>, block: HeaderBlock, priority: Option<h3::Priority>) -> Result<OutboundFrame> {
+    let headers = headers_from_flat(&headers, block)?;
+    Ok(match block {
+      HeaderBlock::Trailers => OutboundFrame::Trailers(headers, priority),
+      _ => OutboundFrame::Headers(headers, priority),
+    })
+  }
+}
+
+#[napi]
+impl NativeBodyWriter {
+  #[napi(getter)]
+  pub fn stream_id(&self) -> i64 {
+    self.stream_id as i64
+  }
+
+  /// Sends a HEADERS frame (a response: 1xx first or the final one). HTTP/3
+  /// HEADERS never carry FIN here; finish with a body or trailers.
+  #[napi]
+  pub fn send_headers<'env>(
+    &self, env: &'env Env, headers: Vec<String>, urgency: Option<u32>, incremental: Option<bool>,
+  ) -> Result<Option<PromiseRaw<'env, bool>>> {
+    if self.role == Role::Client {
+      return Err(js_error(
+        ErrorCode::InvalidArg,
+        "frame: a request's headers are sent with the request; send body or trailers",
+      ));
+    }
+    let priority = urgency.map(|u| h3::Priority::new(u as u8, incremental.unwrap_or(false)));
+    let frame = self.header_frame(headers, HeaderBlock::Response, priority)?;
+    self.dispatch(env, frame, false)
+  }
+
+  /// Sends body bytes (copied now, so JS may reuse its buffer), optionally with FIN.
+  #[napi]
+  pub fn send_body<'env>(&self, env: &'env Env, data: Uint8Array, fin: bool) -> Result<Option<PromiseRaw<'env, bool>>> {
+    if data.is_empty() && !fin {
+      return Ok(None);
+    }
+    let frame = OutboundFrame::Body(Bytes::copy_from_slice(&data), fin);
+    self.dispatch(env, frame, fin)
+  }
+
+  /// Sends trailers, which end the stream.
+  #[napi]
+  pub fn send_trailers<'env>(&self, env: &'env Env, headers: Vec<String>) -> Result<Option<PromiseRaw<'env, bool>>> {
+    let frame = self.header_frame(headers, HeaderBlock::Trailers, None)?;
+    self.dispatch(env, frame, true)
+  }
+
+  /// Resets the stream both ways with H3_MESSAGE_ERROR (`OutboundFrame::PeerStreamError`).
+  #[napi]
+  pub fn send_peer_stream_error<'env>(&self, env: &'env Env) -> Result<Option<PromiseRaw<'env, bool>>> {
+    self.dispatch(env, OutboundFrame::PeerStreamError, true)
+  }
+
+  /// Drops the sender: before FIN, tokio-quiche resets the stream with
+  /// H3_REQUEST_CANCELLED (0x10c).
+  #[napi]
+  pub fn close(&self) {
+    self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+  }
+
+  /// True once FIN was queued, the sender was closed, or the driver stopped
+  /// accepting frames.
+  #[napi(getter)]
+  pub fn is_closed(&self) -> bool {
+    self.sender.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|s| s.is_closed())
+  }
+}
+
+/// The largest chunk one `read()` hands to JS after joining queued frames.
+const MAX_READ_BYTES: usize = 256 * 1024;
+
+/// One `read()` result.
+#[napi(object, object_from_js = false)]
+pub struct NativeInboundChunk {
+  pub data: Buffer,
+  /// The peer finished the body; no more reads.
+  pub fin: bool,
+  /// The peer reset the stream with this HTTP/3 error code; no more reads.
+  pub reset_code: Option<i64>,
+}
+
+/// The read half of a stream, handed to JS as `InboundFrameStream`.
+#[napi]
+pub struct NativeBodyReader {
+  stream_id: u64,
+  rx: Arc<tokio::sync::Mutex<Option<InboundFrameStream>>>,
+  cancel: CancellationToken,
+  stats: Arc<H3AuditStats>,
+}
+
+impl NativeBodyReader {
+  pub fn new(stream_id: u64, recv: InboundFrameStream, stats: Arc<H3AuditStats>) -> Self {
+    Self {
+      stream_id,
+      rx: Arc::new(tokio::sync::Mutex::new(Some(recv))),
+      cancel: CancellationToken::new(),
+      stats,
+    }
+  }
+}
+
+/// Reads the next frame, then joins whatever else is already queued (up to
+/// `max`) so a fast stream costs one crossing per batch, not per frame.
+async fn read_batch(rx: &mut mpsc::Receiver<InboundFrame>, cancel: &CancellationToken, max: usize) -> Option<(Vec<u8>, bool)> {
+  let first = tokio::select! {
+    frame = rx.recv() => frame?,
+    _ = cancel.cancelled() => return None,
+  };
+  let (mut data, mut fin) = match first {
+    InboundFrame::Body(bytes, fin) => (Vec::from(bytes), fin),
+    InboundFrame::Datagram(_) => (Vec::new(), false),
+  };
+  while !fin && data.len() < max {
+    match rx.try_recv() {
+      Ok(InboundFrame::Body(bytes, f)) => {
+        data.extend_from_slice(&bytes);
+        fin = f;
+      },
+      Ok(InboundFrame::Datagram(_)) => {},
+      Err(_) => break,
+    }
+  }
+  Some((data, fin))
+}
+
+#[napi]
+impl NativeBodyReader {
+  #[napi(getter)]
+  pub fn stream_id(&self) -> i64 {
+    self.stream_id as i64
+  }
+
+  /// The next body bytes; `null` once the stream ended without FIN or reset
+  /// (connection closed, or this reader was closed).
+  #[napi]
+  pub async fn read(&self) -> napi::Result<Option<NativeInboundChunk>> {
+    let mut guard = self.rx.lock().await;
+    let Some(rx) = guard.as_mut() else {
+      return Ok(None);
+    };
+    if let Some((data, fin)) = read_batch(rx, &self.cancel, MAX_READ_BYTES).await {
+      if fin {
+        guard.take();
+      }
+      return Ok(Some(NativeInboundChunk { data: data.into(), fin, reset_code: None }));
+    }
+    guard.take();
+    if self.cancel.is_cancelled() {
+      return Ok(None);
+    }
+    // The channel ended without a FIN frame: the audit stats say why.
+    let reset = self.stats.recvd_reset_stream_error_code();
+    let fin_seen = !matches!(self.stats.recvd_stream_fin(), tokio_quiche::datagram_socket::StreamClosureKind::None);
+    Ok(match (reset >= 0, fin_seen) {
+      (true, _) => Some(NativeInboundChunk { data: Vec::new().into(), fin: false, reset_code: Some(reset) }),
+      (false, true) => Some(NativeInboundChunk { data: Vec::new().into(), fin: true, reset_code: None }),
+      (false, false) => None,
+    })
+  }
+
+  /// Stops reading: before the peer's FIN, tokio-quiche sends STOP_SENDING
+  /// with H3_REQUEST_CANCELLED (0x10c). A pending `read()` resolves `null`.
+  #[napi]
+  pub fn close(&self) {
+    self.cancel.cancel();
+    match self.rx.try_lock() {
+      Ok(mut guard) => drop(guard.take()),
+      // A read holds the lock; it sees the cancellation and drops the receiver.
+      Err(_) => {},
+    }
+  }
+}
