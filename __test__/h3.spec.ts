@@ -1,0 +1,154 @@
+// HTTP/3 end to end over real UDP on 127.0.0.1: tokio-quiche server and
+// client in this process, certificates verified.
+import test from 'ava'
+import { createHash } from 'node:crypto'
+import { OutboundFrame, StreamResetError, connect } from 'tokio-quiche'
+import { header, patternBytes, sha256, startServer } from './helpers.js'
+
+test('100 concurrent GETs on one connection each get their own body', async (t) => {
+  const server = await startServer(async (req) => {
+    const path = header(req.headers, ':path')!
+    await req.send.send(OutboundFrame.headers([[':status', '200'], ['x-path', path]]))
+    await req.send.send(OutboundFrame.body(Buffer.from(`body for ${path} on stream ${req.streamId}`), true))
+  })
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.certPath })
+  const responses = await Promise.all(
+    Array.from({ length: 100 }, async (_, i) => {
+      const res = await client.request({ path: `/item/${i}` })
+      return { i, res, text: await res.body.text() }
+    }),
+  )
+  const streamIds = new Set<number>()
+  for (const { i, res, text } of responses) {
+    t.is(res.status, 200)
+    t.is(header(res.headers, 'x-path'), `/item/${i}`)
+    t.is(text, `body for /item/${i} on stream ${res.streamId}`)
+    streamIds.add(res.streamId)
+  }
+  t.is(streamIds.size, 100, 'every request had its own stream')
+  await client.close()
+  await server.close()
+})
+
+test('a 10 MiB POST is echoed back intact (SHA-256 on both sides)', async (t) => {
+  const upload = patternBytes(10 * 1024 * 1024, 7)
+  let serverHash = ''
+  const server = await startServer(async (req) => {
+    const hash = createHash('sha256')
+    await req.send.sendHeaders([[':status', '200']])
+    // Echo as we read: each chunk goes back before the next is read.
+    for await (const chunk of req.recv.chunks()) {
+      hash.update(chunk)
+      await req.send.write(chunk)
+    }
+    serverHash = hash.digest('hex')
+    await req.send.end()
+  })
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  // Stream the upload in 256 KiB pieces.
+  async function* pieces() {
+    for (let off = 0; off < upload.length; off += 256 * 1024) yield upload.subarray(off, off + 256 * 1024)
+  }
+  const res = await client.request({ method: 'POST', path: '/echo', body: pieces() })
+  const echoed = await res.body.bytes()
+  t.is(res.status, 200)
+  t.is(echoed.length, upload.length)
+  t.is(serverHash, sha256(upload), 'server saw the bytes the client sent')
+  t.is(sha256(echoed), sha256(upload), 'client got the same bytes back')
+  await client.close()
+  await server.close()
+})
+
+test('a 10 MiB response streams in many chunks, in order', async (t) => {
+  const payload = patternBytes(10 * 1024 * 1024, 3)
+  const server = await startServer(async (req) => {
+    await req.send.sendHeaders([[':status', '200'], ['content-length', payload.length]])
+    for (let off = 0; off < payload.length; off += 64 * 1024) await req.send.write(payload.subarray(off, off + 64 * 1024))
+    await req.send.end()
+  })
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  const res = await client.request({ path: '/big' })
+  let chunks = 0
+  const parts: Buffer[] = []
+  for await (const frame of res.body) {
+    if (frame.data.length > 0) {
+      chunks++
+      parts.push(frame.data)
+    }
+  }
+  const body = Buffer.concat(parts)
+  t.is(header(res.headers, 'content-length'), String(payload.length))
+  t.true(chunks > 10, `body arrived in ${chunks} chunks`)
+  t.is(sha256(body), sha256(payload))
+  await client.close()
+  await server.close()
+})
+
+test('the raw controller API: requestSender, newOutboundRequest with bodyWriter, response events, trailers', async (t) => {
+  const server = await startServer(async (req) => {
+    const body = await req.recv.text()
+    await req.send.sendHeaders([[':status', '201']])
+    await req.send.write(`got ${body}`)
+    await req.send.send(OutboundFrame.trailers([['x-checksum', sha256(Buffer.from(body))]]))
+  })
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  client.requestSender().send({
+    requestId: 42,
+    headers: [[':method', 'PUT'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/raw']],
+    bodyWriter: true,
+  })
+  const seen: string[] = []
+  for await (const event of client) {
+    seen.push(event.type)
+    if (event.type === 'newOutboundRequest') {
+      t.is(event.requestId, 42)
+      t.truthy(event.bodyWriter)
+      await event.bodyWriter!.write('part one, ')
+      await event.bodyWriter!.end('part two')
+    } else if (event.type === 'headers') {
+      t.is(header(event.headers, ':status'), '201')
+      t.is(await event.recv.text(), 'got part one, part two')
+      break
+    }
+  }
+  t.deepEqual(seen.slice(0, 1), ['newOutboundRequest'])
+  await client.close()
+  await server.close()
+})
+
+test('a server reset reaches the reader as StreamResetError with the code', async (t) => {
+  let headersSeen!: () => void
+  const clientHasHeaders = new Promise<void>((r) => (headersSeen = r))
+  const server = await startServer(async (req, controller) => {
+    await req.send.sendHeaders([[':status', '200']])
+    await req.send.write('partial')
+    await clientHasHeaders
+    controller.shutdownStream(req.streamId, { write: 0x10c })
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  t.teardown(() => client.close())
+  const res = await client.request({ path: '/reset' })
+  headersSeen()
+  const err = await t.throwsAsync(res.body.bytes(), { instanceOf: StreamResetError })
+  t.is(err?.code, 'ERR_STREAM_RESET')
+  t.is(err?.errorCode, 0x10c)
+})
+
+test('close() ends the peer: its controller reports the application code and reason', async (t) => {
+  let serverClosed!: Promise<import('tokio-quiche').CloseInfo>
+  const server = await startServer(async (req, controller) => {
+    serverClosed = controller.closed
+    await req.send.sendHeaders([[':status', '204']])
+    await req.send.end()
+  })
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  await (await client.request()).body.bytes()
+  const local = await client.close({ errorCode: 0x101, reason: 'done here' })
+  t.is(local.localApplicationCode, 0x101)
+  const remote = await serverClosed
+  t.is(remote.peerApplicationCode, 0x101)
+  t.false(remote.timedOut)
+  t.true(client.isClosed)
+  await server.close()
+})

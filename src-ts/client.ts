@@ -1,0 +1,234 @@
+import native, { type NativeH3Controller, type NativeH3Event } from './native.js'
+import { TokioQuicheError, awaitNative, callNative, invalidArg } from './errors.js'
+import { H3Controller } from './controller.js'
+import { type ClientH3Event, type CloseInfo, type IncomingHeadersEvent, toEvent } from './events.js'
+import { type Header, type HeadersInit, type InboundFrameStream, type OutboundFrameSender, flattenHeaders } from './frames.js'
+import { type Http3Settings, type Http3SettingsInit, type QuicSettings, http3SettingsToNative, quicSettingsToNative } from './settings.js'
+
+export interface ConnectOptions {
+  /** SNI and the name the server's certificate must carry. Defaults to the address's host name; for an IP address without one, the certificate must carry that IP. */
+  serverName?: string
+  /** Trusted CA certificates (PEM text or a PEM file path). Replaces the system trust store. */
+  ca?: string
+  /**
+   * Accept any server certificate. Only for tests against a server you run:
+   * anyone on the path can impersonate the server.
+   */
+  insecureSkipVerify?: boolean
+  settings?: QuicSettings
+  http3?: Http3Settings | Http3SettingsInit
+  /** Aborts the handshake: `connect()` rejects and the connection is closed. */
+  signal?: AbortSignal
+}
+
+const CONNECT_KEYS = new Set(['serverName', 'ca', 'insecureSkipVerify', 'settings', 'http3', 'signal'])
+
+/**
+ * `tokio_quiche::quic::connect`: opens a QUIC connection from its own UDP
+ * socket, verifies the server's certificate, and resolves once the
+ * handshake is done.
+ */
+export async function connect(address: string, options: ConnectOptions = {}): Promise<ClientH3Controller> {
+  if (typeof address !== 'string' || address.length === 0) throw invalidArg('address', 'expected a host:port string')
+  if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected an object')
+  for (const key of Object.keys(options)) if (!CONNECT_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
+  for (const key of ['serverName', 'ca'] as const) {
+    if (options[key] !== undefined && (typeof options[key] !== 'string' || options[key].length === 0)) {
+      throw invalidArg(`options.${key}`, 'expected a non-empty string')
+    }
+  }
+  if (options.insecureSkipVerify !== undefined && typeof options.insecureSkipVerify !== 'boolean') {
+    throw invalidArg('options.insecureSkipVerify', 'expected a boolean')
+  }
+  const { signal } = options
+  signal?.throwIfAborted()
+  const pending = native.connect({
+    address,
+    ...(options.serverName === undefined ? {} : { serverName: options.serverName }),
+    ...(options.ca === undefined ? {} : { ca: options.ca }),
+    insecureSkipVerify: options.insecureSkipVerify ?? false,
+    settings: quicSettingsToNative(options.settings, 'options.settings'),
+    http3: http3SettingsToNative(options.http3),
+  })
+  if (!signal) return new ClientH3Controller(await awaitNative(pending))
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    awaitNative(pending).then(
+      (nativeController) => {
+        signal.removeEventListener('abort', onAbort)
+        const controller = new ClientH3Controller(nativeController)
+        if (signal.aborted) void controller.close()
+        else resolve(controller)
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
+}
+
+/** tokio-quiche's `NewClientRequest`. */
+export interface NewClientRequest {
+  /** Your id for this request, echoed by the `newOutboundRequest` event. */
+  requestId: number
+  /** Pseudo-headers (`:method`, `:scheme`, `:authority`, `:path`) first. */
+  headers: HeadersInit
+  /** True: the request body follows, written through the event's `bodyWriter`. False: HEADERS end the request. */
+  bodyWriter?: boolean
+}
+
+/** tokio-quiche's `ClientRequestSender`. */
+export class ClientRequestSender {
+  readonly #native: NativeH3Controller
+  /** @internal */
+  constructor(native: NativeH3Controller) {
+    this.#native = native
+  }
+  /** Queues a request; the driver opens its stream as soon as stream credit allows. */
+  send(request: NewClientRequest): void {
+    if (request === null || typeof request !== 'object') throw invalidArg('request', 'expected { requestId, headers }')
+    const { requestId } = request
+    if (!Number.isInteger(requestId) || requestId < 0 || requestId > Number.MAX_SAFE_INTEGER) {
+      throw invalidArg('request.requestId', `expected a non-negative integer, got ${String(requestId)}`)
+    }
+    const headers = flattenHeaders(request.headers, 'request.headers')
+    callNative(() => this.#native.sendRequest(requestId, headers, request.bodyWriter === true))
+  }
+}
+
+/** A request body for {@link ClientH3Controller.request}. */
+export type BodyInit = string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>
+
+export interface RequestInit {
+  /** Default `GET`. */
+  method?: string
+  /** Default `/`. */
+  path?: string
+  /** Default: the server name the connection was made to... or `localhost`. */
+  authority?: string
+  /** Default `https`. */
+  scheme?: string
+  headers?: HeadersInit
+  body?: BodyInit
+}
+
+/** The response to {@link ClientH3Controller.request}. */
+export interface ClientResponse {
+  streamId: number
+  status: number
+  headers: Header[]
+  /** The response body; read it or close it. */
+  body: InboundFrameStream
+}
+
+interface PendingRequest {
+  body?: BodyInit
+  resolve(response: ClientResponse): void
+  reject(err: Error): void
+}
+
+async function writeBody(writer: OutboundFrameSender, body: BodyInit): Promise<void> {
+  if (typeof body === 'string' || body instanceof Uint8Array) return writer.end(body)
+  for await (const chunk of body as AsyncIterable<Uint8Array>) await writer.write(chunk)
+  await writer.end()
+}
+
+/** `request()` ids count down from here so they do not meet ids users pick from 0. */
+const HELPER_IDS_FROM = Number.MAX_SAFE_INTEGER
+
+/**
+ * tokio-quiche's `ClientH3Controller`: sends requests on one connection and
+ * yields its {@link ClientH3Event}s. `request()` is a fetch-like shortcut;
+ * its streams' events are consumed by it and do not appear in `events()`.
+ */
+export class ClientH3Controller extends H3Controller<ClientH3Event> {
+  readonly #byRequest = new Map<number, PendingRequest>()
+  readonly #byStream = new Map<number, PendingRequest>()
+  #nextHelperId = HELPER_IDS_FROM
+
+  /** `ClientH3Controller::request_sender`. */
+  requestSender(): ClientRequestSender {
+    return new ClientRequestSender(this.native)
+  }
+
+  /** Sends a request and resolves with the response headers; stream the body from `body`. */
+  request(init: RequestInit = {}): Promise<ClientResponse> {
+    if (this.isClosed) return Promise.reject(new TokioQuicheError('ERR_CLOSED', 'the connection is closed'))
+    const requestId = this.#nextHelperId--
+    const { method = 'GET', path = '/', authority = 'localhost', scheme = 'https', body } = init
+    const headers: [string, string][] = [
+      [':method', method],
+      [':scheme', scheme],
+      [':authority', authority],
+      [':path', path],
+    ]
+    const flat = [...headers.flat(), ...(init.headers ? flattenHeaders(init.headers, 'init.headers') : [])]
+    return new Promise<ClientResponse>((resolve, reject) => {
+      const pending: PendingRequest = { resolve, reject, ...(body === undefined ? {} : { body }) }
+      this.#byRequest.set(requestId, pending)
+      try {
+        callNative(() => this.native.sendRequest(requestId, flat, body !== undefined))
+      } catch (err) {
+        this.#byRequest.delete(requestId)
+        reject(err)
+      }
+    })
+  }
+
+  protected route(raw: NativeH3Event): ClientH3Event | undefined {
+    const streamId = raw.streamId ?? -1
+    if (raw.kind === 'newOutboundRequest') {
+      const pending = this.#byRequest.get(raw.requestId!)
+      if (!pending) return toEvent(raw) as ClientH3Event
+      this.#byRequest.delete(raw.requestId!)
+      this.#byStream.set(streamId, pending)
+      this.#helperStreams.add(streamId)
+      const event = toEvent(raw) as Extract<ClientH3Event, { type: 'newOutboundRequest' }>
+      if (pending.body !== undefined && event.bodyWriter) this.#upload(streamId, event.bodyWriter, pending.body)
+      return undefined
+    }
+    if (!this.#helperStreams.has(streamId)) return toEvent(raw) as ClientH3Event | undefined
+    // Events of request() streams stay inside request().
+    const pending = this.#byStream.get(streamId)
+    if (raw.kind === 'headers') {
+      const event = toEvent(raw) as IncomingHeadersEvent
+      this.#byStream.delete(streamId)
+      pending?.resolve({
+        streamId,
+        status: Number(event.headers.find(([n]) => n === ':status')?.[1] ?? 0),
+        headers: event.headers,
+        body: event.recv,
+      })
+    } else if (raw.kind === 'resetStream') {
+      this.#helperStreams.delete(streamId)
+      this.#fail(streamId, new TokioQuicheError('ERR_STREAM_RESET', `stream ${streamId} was reset by the peer before its response`))
+    } else if (raw.kind === 'bodyBytesReceived' && raw.fin) {
+      this.#helperStreams.delete(streamId)
+    }
+    return undefined
+  }
+
+  readonly #helperStreams = new Set<number>()
+
+  #upload(streamId: number, writer: OutboundFrameSender, body: BodyInit): void {
+    writeBody(writer, body).catch((err: unknown) => {
+      writer.close()
+      this.#fail(streamId, err instanceof Error ? err : new Error(String(err)))
+    })
+  }
+
+  #fail(streamId: number, err: Error): void {
+    const pending = this.#byStream.get(streamId)
+    this.#byStream.delete(streamId)
+    pending?.reject(err)
+  }
+
+  protected override onClosed(info: CloseInfo): void {
+    const err = new TokioQuicheError('ERR_CLOSED', `the connection closed before the response arrived${info.reason ? `: ${info.reason}` : ''}`)
+    for (const pending of [...this.#byRequest.values(), ...this.#byStream.values()]) pending.reject(err)
+    this.#byRequest.clear()
+    this.#byStream.clear()
+  }
+}

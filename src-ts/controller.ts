@@ -1,0 +1,138 @@
+import type { NativeH3Controller, NativeH3Event } from './native.js'
+import { callNative, fromNative, invalidArg } from './errors.js'
+import { AsyncQueue, type CloseInfo, closeInfo } from './events.js'
+
+/** H3_NO_ERROR (RFC 9114 §8.1). */
+export const H3_NO_ERROR = 0x100
+
+export interface CloseOptions {
+  /** Application error code for CONNECTION_CLOSE. Default H3_NO_ERROR (0x100). */
+  errorCode?: number
+  /** Reason phrase sent to the peer. */
+  reason?: string
+}
+
+export interface StreamShutdownOptions {
+  /** Stop reading with STOP_SENDING and this code. */
+  read?: number
+  /** Stop writing with RESET_STREAM and this code. */
+  write?: number
+}
+
+function checkCode(field: string, code: unknown): number {
+  if (typeof code !== 'number' || !Number.isInteger(code) || code < 0 || code > Number.MAX_SAFE_INTEGER) {
+    throw invalidArg(field, `expected a non-negative integer error code, got ${String(code)}`)
+  }
+  return code
+}
+
+/**
+ * What `ServerH3Controller` and `ClientH3Controller` share: the event stream,
+ * the commands, and the connection's end.
+ */
+export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposable {
+  /** @internal */
+  protected readonly native: NativeH3Controller
+  readonly #events = new AsyncQueue<E>()
+  #closeInfo: CloseInfo | undefined
+  #resolveClosed!: (info: CloseInfo) => void
+
+  /**
+   * Resolves when the connection has ended, however it ended. Never rejects.
+   */
+  readonly closed: Promise<CloseInfo>
+
+  /** @internal */
+  constructor(native: NativeH3Controller) {
+    this.native = native
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve))
+    native.onEvents((batch) => this.#deliver(batch))
+  }
+
+  /** Turns one binding event into the public event, or consumes it (undefined). */
+  protected abstract route(raw: NativeH3Event): E | undefined
+
+  /** Called once when the connection has ended. */
+  protected onClosed(_info: CloseInfo): void {}
+
+  #deliver(batch: NativeH3Event[]): void {
+    // Runs as a napi callback: nothing may throw out of it.
+    for (const raw of batch) {
+      try {
+        if (raw.kind === 'closed') {
+          this.#closeInfo = closeInfo(raw.close!)
+          this.onClosed(this.#closeInfo)
+          this.#events.end()
+          this.#resolveClosed(this.#closeInfo)
+          continue
+        }
+        const event = this.route(raw)
+        if (event !== undefined) this.#events.push(event)
+      } catch (err) {
+        process.emitWarning(fromNative(err))
+      }
+    }
+  }
+
+  /** True once the connection has ended. */
+  get isClosed(): boolean {
+    return this.#closeInfo !== undefined
+  }
+
+  /** `ip:port` of this end. */
+  get localAddress(): string | null {
+    return this.native.localAddress
+  }
+
+  /** `ip:port` of the peer. */
+  get peerAddress(): string | null {
+    return this.native.peerAddress
+  }
+
+  /**
+   * The connection's events, in order, ending when the connection ends.
+   * One consumer at a time; leaving a loop early keeps unread events queued.
+   */
+  events(): AsyncIterableIterator<E> {
+    return this.#events
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<E> {
+    return this.#events
+  }
+
+  /** Sends GOAWAY: the peer should open no new requests; in-flight ones finish. */
+  sendGoaway(): void {
+    if (!this.isClosed) callNative(() => this.native.sendGoaway())
+  }
+
+  /** Stops one stream: STOP_SENDING (`read`) and/or RESET_STREAM (`write`). */
+  shutdownStream(streamId: number, options: StreamShutdownOptions): void {
+    const read = options.read === undefined ? undefined : checkCode('options.read', options.read)
+    const write = options.write === undefined ? undefined : checkCode('options.write', options.write)
+    if (read === undefined && write === undefined) throw invalidArg('options', 'give read, write, or both')
+    if (!this.isClosed) callNative(() => this.native.shutdownStream(checkCode('streamId', streamId), read, write))
+  }
+
+  /**
+   * Closes the connection (application CONNECTION_CLOSE) and resolves when it
+   * has ended; every pending read, write and event iteration then settles.
+   */
+  async close(options: CloseOptions = {}): Promise<CloseInfo> {
+    const errorCode = checkCode('options.errorCode', options.errorCode ?? H3_NO_ERROR)
+    const reason = options.reason ?? ''
+    if (typeof reason !== 'string') throw invalidArg('options.reason', 'expected a string')
+    if (!this.isClosed) {
+      try {
+        this.native.close(errorCode, reason)
+      } catch {
+        // The driver is already gone; the closed event is on its way.
+      }
+    }
+    return this.closed
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}

@@ -1,0 +1,148 @@
+import type { NativeCloseInfo, NativeH3Event } from './native.js'
+import { type Header, InboundFrameStream, OutboundFrameSender, pairHeaders } from './frames.js'
+
+/** `IncomingH3Headers`: a request (server) or response (client) arrived. */
+export interface IncomingHeadersEvent {
+  type: 'headers'
+  streamId: number
+  headers: Header[]
+  /** Writes the response (server) or more request body (client). */
+  send: OutboundFrameSender
+  /** Reads the peer's body. */
+  recv: InboundFrameStream
+  /** True when the HEADERS frame carried FIN: there is no body. */
+  readFin: boolean
+}
+
+/** The events both drivers emit (tokio-quiche's `H3Event`). */
+export type H3Event =
+  | { type: 'settings'; settings: [id: bigint, value: bigint][] }
+  | { type: 'newFlow'; flowId: number }
+  | { type: 'resetStream'; streamId: number }
+  | { type: 'connectionError'; error: string }
+  | { type: 'connectionShutdown'; error?: string }
+  | { type: 'bodyBytesReceived'; streamId: number; numBytes: number; fin: boolean }
+  | { type: 'streamClosed'; streamId: number }
+  | { type: 'goAway'; id: number }
+
+/** tokio-quiche's `ServerH3Event`: the core events plus requests. */
+export type ServerH3Event =
+  | H3Event
+  | (IncomingHeadersEvent & {
+      /** Raw RFC 9218 Priority value from a PRIORITY_UPDATE, e.g. `u=1, i`. */
+      priority?: string
+      /** The request arrived in 0-RTT data (replayable). */
+      isInEarlyData: boolean
+    })
+
+/** tokio-quiche's `ClientH3Event`: the core events, responses and request announcements. */
+export type ClientH3Event =
+  | H3Event
+  | IncomingHeadersEvent
+  | {
+      type: 'newOutboundRequest'
+      streamId: number
+      requestId: number
+      /** The request body writer, when the request asked for one. */
+      bodyWriter?: OutboundFrameSender
+    }
+
+/** How a connection ended, from tokio-quiche's audit stats. */
+export interface CloseInfo extends NativeCloseInfo {
+  /** Neither side sent CONNECTION_CLOSE: the idle timeout ended it. */
+  timedOut: boolean
+}
+
+export function closeInfo(raw: NativeCloseInfo): CloseInfo {
+  const codes = [raw.localTransportCode, raw.localApplicationCode, raw.peerTransportCode, raw.peerApplicationCode]
+  return { ...raw, timedOut: codes.every((c) => c === undefined || c === null) && raw.reason == null }
+}
+
+function pairs(flat: readonly bigint[]): [bigint, bigint][] {
+  const out: [bigint, bigint][] = []
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!])
+  return out
+}
+
+/** Converts the binding's flat event into the public union. */
+export function toEvent(raw: NativeH3Event): ServerH3Event | ClientH3Event | undefined {
+  const streamId = raw.streamId ?? 0
+  switch (raw.kind) {
+    case 'headers': {
+      const event: IncomingHeadersEvent & { priority?: string; isInEarlyData?: boolean } = {
+        type: 'headers',
+        streamId,
+        headers: pairHeaders(raw.headers ?? []),
+        send: new OutboundFrameSender(raw.send!),
+        recv: new InboundFrameStream(raw.recv!),
+        readFin: raw.readFin ?? false,
+      }
+      if (raw.isInEarlyData !== undefined) event.isInEarlyData = raw.isInEarlyData
+      if (raw.priority !== undefined) event.priority = raw.priority
+      return event as ServerH3Event
+    }
+    case 'newOutboundRequest':
+      return {
+        type: 'newOutboundRequest',
+        streamId,
+        requestId: raw.requestId ?? 0,
+        ...(raw.send ? { bodyWriter: new OutboundFrameSender(raw.send) } : {}),
+      }
+    case 'settings':
+      return { type: 'settings', settings: pairs(raw.settings ?? []) }
+    case 'newFlow':
+      return { type: 'newFlow', flowId: raw.id ?? 0 }
+    case 'resetStream':
+      return { type: 'resetStream', streamId }
+    case 'connectionError':
+      return { type: 'connectionError', error: raw.error ?? '' }
+    case 'connectionShutdown':
+      return raw.error === undefined ? { type: 'connectionShutdown' } : { type: 'connectionShutdown', error: raw.error }
+    case 'bodyBytesReceived':
+      return { type: 'bodyBytesReceived', streamId, numBytes: raw.numBytes ?? 0, fin: raw.fin ?? false }
+    case 'streamClosed':
+      return { type: 'streamClosed', streamId }
+    case 'goAway':
+      return { type: 'goAway', id: raw.id ?? 0 }
+    default:
+      return undefined
+  }
+}
+
+/**
+ * A single-consumer async queue: the binding pushes, `for await` pulls.
+ * tokio-quiche's event channel is unbounded too; events are small (bodies
+ * travel on the bounded per-stream channels).
+ */
+export class AsyncQueue<T> implements AsyncIterableIterator<T> {
+  #items: T[] = []
+  #waiters: ((r: IteratorResult<T>) => void)[] = []
+  #ended = false
+
+  push(item: T): void {
+    if (this.#ended) return
+    const waiter = this.#waiters.shift()
+    if (waiter) waiter({ value: item, done: false })
+    else this.#items.push(item)
+  }
+
+  end(): void {
+    this.#ended = true
+    for (const waiter of this.#waiters.splice(0)) waiter({ value: undefined, done: true })
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#items.length > 0) return Promise.resolve({ value: this.#items.shift()!, done: false })
+    if (this.#ended) return Promise.resolve({ value: undefined, done: true })
+    return new Promise((resolve) => this.#waiters.push(resolve))
+  }
+
+  /** Leaving a `for await` loop early keeps the queue: events can be read again later. */
+  async return(): Promise<IteratorResult<T>> {
+    return { value: undefined, done: true }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this
+  }
+}

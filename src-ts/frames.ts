@@ -1,0 +1,269 @@
+import type { NativeBodyReader, NativeBodyWriter } from './native.js'
+import { StreamResetError, TokioQuicheError, callNative, invalidArg } from './errors.js'
+
+/**
+ * A header as received: name and value as latin1 strings (one character per
+ * byte, lossless). Names are lowercase, pseudo-headers first.
+ */
+export type Header = [name: string, value: string]
+
+type HeaderPart = string | Uint8Array
+/**
+ * Headers to send: `[name, value]` pairs or a record. String names are
+ * lowercased; values may be strings (latin1), numbers or bytes.
+ */
+export type HeadersInit =
+  | Iterable<readonly [HeaderPart, HeaderPart | number]>
+  | Record<string, string | number | readonly (string | number)[]>
+
+function latin1(part: HeaderPart | number, field: string): string {
+  if (typeof part === 'string') return part
+  if (typeof part === 'number') return String(part)
+  if (part instanceof Uint8Array) return Buffer.from(part.buffer, part.byteOffset, part.byteLength).toString('latin1')
+  throw invalidArg(field, `expected a string or Uint8Array, got ${typeof part}`)
+}
+
+/** Flattens headers into the `[name, value, ...]` latin1 list the binding takes. */
+export function flattenHeaders(init: HeadersInit, field = 'headers'): string[] {
+  if (init === null || typeof init !== 'object') throw invalidArg(field, 'expected [name, value] pairs or a record')
+  const flat: string[] = []
+  if (Symbol.iterator in init) {
+    let i = 0
+    for (const pair of init as Iterable<readonly [HeaderPart, HeaderPart | number]>) {
+      if (!Array.isArray(pair) || pair.length !== 2) throw invalidArg(`${field}[${i}]`, 'expected a [name, value] pair')
+      const name = pair[0]
+      flat.push(typeof name === 'string' ? name.toLowerCase() : latin1(name, `${field}[${i}][0]`), latin1(pair[1], `${field}[${i}][1]`))
+      i++
+    }
+    return flat
+  }
+  for (const [name, value] of Object.entries(init)) {
+    for (const v of Array.isArray(value) ? value : [value]) flat.push(name.toLowerCase(), latin1(v, `${field}.${name}`))
+  }
+  return flat
+}
+
+/** Pairs up the flat latin1 list the binding returns. */
+export function pairHeaders(flat: readonly string[]): Header[] {
+  const headers: Header[] = []
+  for (let i = 0; i + 1 < flat.length; i += 2) headers.push([flat[i]!, flat[i + 1]!])
+  return headers
+}
+
+/** RFC 9218 priority for a response. */
+export interface Priority {
+  /** 0 (most urgent) to 7. Default 3. */
+  urgency: number
+  incremental: boolean
+}
+
+/** tokio-quiche's `OutboundFrame`: what a local task sends on a stream. */
+export type OutboundFrame =
+  | { type: 'headers'; headers: HeadersInit; priority?: Priority }
+  | { type: 'body'; data: Uint8Array; fin: boolean }
+  | { type: 'trailers'; headers: HeadersInit }
+  | { type: 'peerStreamError' }
+
+/** Constructors mirroring tokio-quiche's `OutboundFrame` variants. */
+export const OutboundFrame = {
+  /** Response HEADERS (1xx first, or the final ones). Never ends the stream. */
+  headers: (headers: HeadersInit, priority?: Priority): OutboundFrame =>
+    priority ? { type: 'headers', headers, priority } : { type: 'headers', headers },
+  /** Body bytes; `fin` ends the stream. `body(empty, true)` is a bare FIN. */
+  body: (data: Uint8Array | string, fin = false): OutboundFrame => ({
+    type: 'body',
+    data: typeof data === 'string' ? Buffer.from(data) : data,
+    fin,
+  }),
+  /** Trailers, which end the stream. */
+  trailers: (headers: HeadersInit): OutboundFrame => ({ type: 'trailers', headers }),
+  /** Resets the stream both ways with H3_MESSAGE_ERROR (0x10e). */
+  peerStreamError: (): OutboundFrame => ({ type: 'peerStreamError' }),
+}
+
+/** tokio-quiche's `InboundFrame` for a message body. */
+export interface InboundFrame {
+  type: 'body'
+  data: Buffer
+  /** True on the last frame of the body. */
+  fin: boolean
+}
+
+const closedError = (streamId: number) =>
+  new TokioQuicheError(
+    'ERR_STREAM_CLOSED',
+    `stream ${streamId}: the stream is closed for writing (the peer stopped it, it was reset, or the connection closed)`,
+  )
+
+/**
+ * tokio-quiche's `OutboundFrameSender`: writes one stream. `send()` resolves
+ * once the driver accepted the frame, so awaiting it is the back-pressure.
+ * Sends are applied in call order. End the stream with a `fin` body or
+ * trailers; closing it earlier resets it (H3_REQUEST_CANCELLED, 0x10c).
+ */
+export class OutboundFrameSender implements AsyncDisposable {
+  readonly #native: NativeBodyWriter
+  #tail: Promise<unknown> = Promise.resolve()
+
+  /** @internal */
+  constructor(native: NativeBodyWriter) {
+    this.#native = native
+  }
+
+  get streamId(): number {
+    return this.#native.streamId
+  }
+
+  /** True once the stream ended, was closed, or the driver stopped taking frames. */
+  get isClosed(): boolean {
+    return this.#native.isClosed
+  }
+
+  /** Sends one frame; resolves when the driver has room for it. */
+  send(frame: OutboundFrame): Promise<void> {
+    const sent = this.#tail.then(() => this.#dispatch(frame))
+    this.#tail = sent.catch(() => {})
+    return sent
+  }
+
+  /** Sends HEADERS. */
+  sendHeaders(headers: HeadersInit, priority?: Priority): Promise<void> {
+    return this.send(OutboundFrame.headers(headers, priority))
+  }
+
+  /** Sends body bytes without ending the stream. */
+  write(data: Uint8Array | string): Promise<void> {
+    return this.send(OutboundFrame.body(data, false))
+  }
+
+  /** Ends the stream, optionally with a last chunk. */
+  end(data: Uint8Array | string = EMPTY): Promise<void> {
+    return this.send(OutboundFrame.body(data, true))
+  }
+
+  /** Resets the stream if it has not ended. */
+  close(): void {
+    this.#native.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+  }
+
+  async #dispatch(frame: OutboundFrame): Promise<void> {
+    const native = this.#native
+    const pending = callNative(() => {
+      switch (frame?.type) {
+        case 'headers': {
+          const { priority } = frame
+          if (priority && (!Number.isInteger(priority.urgency) || priority.urgency < 0 || priority.urgency > 7)) {
+            throw invalidArg('frame.priority.urgency', `expected an integer from 0 to 7, got ${priority.urgency}`)
+          }
+          return native.sendHeaders(flattenHeaders(frame.headers, 'frame.headers'), priority?.urgency, priority?.incremental)
+        }
+        case 'body':
+          if (!(frame.data instanceof Uint8Array)) throw invalidArg('frame.data', 'expected a Uint8Array')
+          return native.sendBody(frame.data, frame.fin === true)
+        case 'trailers':
+          return native.sendTrailers(flattenHeaders(frame.headers, 'frame.headers'))
+        case 'peerStreamError':
+          return native.sendPeerStreamError()
+        default:
+          throw invalidArg('frame.type', `expected headers, body, trailers or peerStreamError, got ${String((frame as { type?: unknown })?.type)}`)
+      }
+    })
+    if (pending && !(await pending)) throw closedError(this.streamId)
+  }
+}
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * tokio-quiche's `InboundFrameStream`: reads one stream's body. Frames are
+ * pulled from Rust only as they are read, so a reader that stops reading
+ * stops the peer through QUIC flow control. Breaking out of iteration (or
+ * `close()`) before the end sends STOP_SENDING (0x10c).
+ */
+export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDisposable {
+  readonly #native: NativeBodyReader
+  #ended = false
+  #closedLocally = false
+  #tail: Promise<unknown> = Promise.resolve()
+
+  /** @internal */
+  constructor(native: NativeBodyReader) {
+    this.#native = native
+  }
+
+  get streamId(): number {
+    return this.#native.streamId
+  }
+
+  /** True once the peer's FIN was read. */
+  get finished(): boolean {
+    return this.#ended && !this.#closedLocally
+  }
+
+  /**
+   * The next frame, or `null` after the last one (or after `close()`).
+   * Rejects with {@link StreamResetError} if the peer reset the stream, and
+   * with `ERR_STREAM_CLOSED` if the connection closed before the body ended.
+   */
+  recv(): Promise<InboundFrame | null> {
+    const next = this.#tail.then(() => this.#read())
+    this.#tail = next.catch(() => {})
+    return next
+  }
+
+  async #read(): Promise<InboundFrame | null> {
+    if (this.#ended) return null
+    const chunk = await this.#native.read()
+    if (chunk === null) {
+      this.#ended = true
+      if (this.#closedLocally) return null
+      throw new TokioQuicheError('ERR_STREAM_CLOSED', `stream ${this.streamId}: the connection closed before the body ended`)
+    }
+    if (chunk.resetCode !== undefined && chunk.resetCode !== null) {
+      this.#ended = true
+      throw new StreamResetError(this.streamId, chunk.resetCode)
+    }
+    if (chunk.fin) this.#ended = true
+    return { type: 'body', data: chunk.data, fin: chunk.fin }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<InboundFrame> {
+    try {
+      for (let frame = await this.recv(); frame; frame = await this.recv()) yield frame
+    } finally {
+      if (!this.#ended) this.close()
+    }
+  }
+
+  /** The body's bytes, chunk by chunk (empty chunks skipped). */
+  async *chunks(): AsyncIterableIterator<Buffer> {
+    for await (const frame of this) if (frame.data.length > 0) yield frame.data
+  }
+
+  /** Reads the whole body. */
+  async bytes(): Promise<Buffer> {
+    const parts: Buffer[] = []
+    for await (const chunk of this.chunks()) parts.push(chunk)
+    return Buffer.concat(parts)
+  }
+
+  /** Reads the whole body as UTF-8. */
+  async text(): Promise<string> {
+    return (await this.bytes()).toString('utf8')
+  }
+
+  /** Stops reading; STOP_SENDING if the body has not ended. */
+  close(): void {
+    if (this.#ended) return
+    this.#closedLocally = true
+    this.#native.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+  }
+}

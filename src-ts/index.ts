@@ -1,0 +1,25 @@
+/**
+ * HTTP/3 and QUIC for Node.js on Cloudflare's tokio-quiche.
+ *
+ * The names mirror tokio-quiche: `listen()` yields `InitialQuicConnection`s,
+ * `ServerH3Driver.new()` pairs a driver with its `ServerH3Controller`, and
+ * `connect()` gives a `ClientH3Controller`.
+ * @packageDocumentation
+ */
+export { listen, QuicListener, InitialQuicConnection, ServerH3Driver, ServerH3Controller } from './server.js'
+export type { ListenSocket, QuicConnection } from './server.js'
+export { connect, ClientH3Controller, ClientRequestSender } from './client.js'
+export type { BodyInit, ClientResponse, ConnectOptions, NewClientRequest, RequestInit } from './client.js'
+export { H3Controller, H3_NO_ERROR } from './controller.js'
+export type { CloseOptions, StreamShutdownOptions } from './controller.js'
+export type { ClientH3Event, CloseInfo, H3Event, IncomingHeadersEvent, ServerH3Event } from './events.js'
+export { OutboundFrame, OutboundFrameSender, InboundFrameStream } from './frames.js'
+export type { Header, HeadersInit, InboundFrame, Priority } from './frames.js'
+export { ConnectionParams } from './params.js'
+export type { ServerParamsInit, TlsCertificatePaths } from './params.js'
+export { Http3Settings } from './settings.js'
+export type { Http3SettingsInit, QuicSettings } from './settings.js'
+export { TokioQuicheError, StreamResetError } from './errors.js'
+export type { ErrorCode } from './errors.js'
+export { generateSelfSignedCertificate, writeSelfSignedCertificate } from './tls.js'
+export type { SelfSignedCertificate, WrittenCertificate } from './tls.js'

@@ -1,0 +1,18 @@
+// The generated napi-rs loader. Everything it exports is internal; the
+// modules beside this one build the public API on it.
+import * as native from '../index.js'
+
+export type {
+  NativeBodyReader,
+  NativeBodyWriter,
+  NativeCloseInfo,
+  NativeH3Controller,
+  NativeH3Event,
+  NativeHttp3Settings,
+  NativeInitialConnection,
+  NativeQuicListener,
+  NativeQuicSettings,
+  NativeServerH3Driver,
+} from '../index.js'
+
+export default native

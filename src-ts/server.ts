@@ -1,0 +1,166 @@
+import native, { type NativeH3Event, type NativeInitialConnection, type NativeQuicListener, type NativeServerH3Driver } from './native.js'
+import { awaitNative, callNative, invalidArg } from './errors.js'
+import { H3Controller } from './controller.js'
+import { type ServerH3Event, toEvent } from './events.js'
+import { ConnectionParams } from './params.js'
+import { type Http3Settings, type Http3SettingsInit, http3SettingsToNative } from './settings.js'
+
+/** A socket to listen on: `'127.0.0.1:4433'`, `{ address: '[::1]:4433' }` or `{ host, port }`. */
+export type ListenSocket = string | { address: string } | { host?: string; port: number }
+
+function socketAddress(socket: ListenSocket, index: number): string {
+  const field = `sockets[${index}]`
+  if (typeof socket === 'string') return socket
+  if (socket === null || typeof socket !== 'object') throw invalidArg(field, 'expected an address string or { host, port }')
+  if ('address' in socket) {
+    if (typeof socket.address !== 'string') throw invalidArg(`${field}.address`, 'expected a host:port string')
+    return socket.address
+  }
+  const { host = '0.0.0.0', port } = socket
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw invalidArg(`${field}.port`, `expected an integer from 0 to 65535, got ${String(port)}`)
+  }
+  if (typeof host !== 'string' || host.length === 0) throw invalidArg(`${field}.host`, 'expected a host name or IP address')
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/**
+ * `tokio_quiche::listen`: binds one UDP socket per entry and returns one
+ * listener per socket, in order.
+ */
+export async function listen(sockets: readonly ListenSocket[], params: ConnectionParams): Promise<QuicListener[]> {
+  if (!Array.isArray(sockets) || sockets.length === 0) throw invalidArg('sockets', 'expected a non-empty array')
+  if (!(params instanceof ConnectionParams)) throw invalidArg('params', 'expected ConnectionParams.newServer(...)')
+  const addresses = sockets.map(socketAddress)
+  const listeners = await awaitNative(
+    native.listen(addresses, { certPath: params.tls.cert, keyPath: params.tls.privateKey, settings: params.settings }),
+  )
+  return listeners.map((l) => new QuicListener(l))
+}
+
+/**
+ * The connections arriving on one socket (tokio-quiche's `QuicConnectionStream`).
+ * Iterate it with `for await`; leaving the loop closes the listener.
+ */
+export class QuicListener implements AsyncIterable<InitialQuicConnection>, AsyncDisposable {
+  readonly #native: NativeQuicListener
+  readonly #controllers = new Set<ServerH3Controller>()
+  #closed = false
+
+  /** @internal */
+  constructor(native: NativeQuicListener) {
+    this.#native = native
+  }
+
+  /** The bound `ip:port` (the real port when 0 was asked for). */
+  get localAddress(): string {
+    return this.#native.localAddress
+  }
+
+  get port(): number {
+    return Number(this.localAddress.slice(this.localAddress.lastIndexOf(':') + 1))
+  }
+
+  /** The next connection that passed address validation, or `null` once closed. */
+  async accept(): Promise<InitialQuicConnection | null> {
+    if (this.#closed) return null
+    const conn = await awaitNative(this.#native.accept())
+    return conn && new InitialQuicConnection(conn, this)
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<InitialQuicConnection> {
+    try {
+      for (let conn = await this.accept(); conn; conn = await this.accept()) yield conn
+    } finally {
+      await this.close()
+    }
+  }
+
+  /** @internal */
+  track(controller: ServerH3Controller): void {
+    if (this.#closed) {
+      void controller.close()
+      return
+    }
+    this.#controllers.add(controller)
+    void controller.closed.then(() => this.#controllers.delete(controller))
+  }
+
+  /**
+   * Stops accepting and closes every connection this listener started
+   * (H3_NO_ERROR); resolves once they have all ended.
+   */
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#native.close()
+    await Promise.all([...this.#controllers].map((c) => c.close()))
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}
+
+/** tokio-quiche's `QuicConnection`: metadata of a started connection. */
+export interface QuicConnection {
+  localAddress: string
+  peerAddress: string
+}
+
+/** tokio-quiche's `InitialQuicConnection`: accepted, handshake not yet run. */
+export class InitialQuicConnection {
+  readonly #native: NativeInitialConnection
+  readonly #listener: QuicListener
+
+  /** @internal */
+  constructor(native: NativeInitialConnection, listener: QuicListener) {
+    this.#native = native
+    this.#listener = listener
+  }
+
+  get localAddress(): string {
+    return this.#native.localAddress
+  }
+
+  get peerAddress(): string {
+    return this.#native.peerAddress
+  }
+
+  /** Runs the handshake, then `driver`, on this connection. Call once. */
+  start(driver: ServerH3Driver): QuicConnection {
+    if (!(driver instanceof ServerH3Driver)) throw invalidArg('driver', 'expected a ServerH3Driver')
+    callNative(() => this.#native.start(driver.native))
+    this.#listener.track(driver.controller)
+    return { localAddress: this.localAddress, peerAddress: this.peerAddress }
+  }
+}
+
+/** tokio-quiche's `ServerH3Driver`: the HTTP/3 application run by a connection. */
+export class ServerH3Driver {
+  /** @internal */
+  readonly native: NativeServerH3Driver
+  /** @internal */
+  readonly controller: ServerH3Controller
+
+  private constructor(driver: NativeServerH3Driver, controller: ServerH3Controller) {
+    this.native = driver
+    this.controller = controller
+  }
+
+  /** `ServerH3Driver::new`: a driver for `InitialQuicConnection.start()` and its controller. */
+  static new(settings?: Http3Settings | Http3SettingsInit): { driver: ServerH3Driver; controller: ServerH3Controller } {
+    const pair = callNative(() => native.newServerH3Driver(http3SettingsToNative(settings)))
+    const controller = new ServerH3Controller(pair.controller)
+    return { driver: new ServerH3Driver(pair.driver, controller), controller }
+  }
+}
+
+/**
+ * tokio-quiche's `ServerH3Controller`: the requests and events of one
+ * connection, as an async iterable of {@link ServerH3Event}.
+ */
+export class ServerH3Controller extends H3Controller<ServerH3Event> {
+  protected route(raw: NativeH3Event): ServerH3Event | undefined {
+    return toEvent(raw) as ServerH3Event | undefined
+  }
+}
