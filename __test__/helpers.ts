@@ -31,9 +31,9 @@ export interface TestServer {
 /** A real tokio-quiche server on 127.0.0.1 calling `handler` for each request. */
 export async function startServer(
   handler: RequestHandler,
-  options: { settings?: QuicSettings; http3?: Http3SettingsInit } = {},
+  options: { settings?: QuicSettings; http3?: Http3SettingsInit; identity?: WrittenCertificate } = {},
 ): Promise<TestServer> {
-  const id = await testIdentity()
+  const id = options.identity ?? (await testIdentity())
   const [listener] = await listen(
     ['127.0.0.1:0'],
     ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath }, ...(options.settings ? { settings: options.settings } : {}) }),

@@ -1,5 +1,5 @@
 import type { NativeH3Controller, NativeH3Event } from './native.js'
-import { callNative, fromNative, invalidArg } from './errors.js'
+import { TokioQuicheError, callNative, fromNative, invalidArg } from './errors.js'
 import { AsyncQueue, type CloseInfo, closeInfo } from './events.js'
 
 /** H3_NO_ERROR (RFC 9114 §8.1). */
@@ -103,7 +103,12 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
 
   /** Sends GOAWAY: the peer should open no new requests; in-flight ones finish. */
   sendGoaway(): void {
-    if (!this.isClosed) callNative(() => this.native.sendGoaway())
+    this.#assertOpen()
+    callNative(() => this.native.sendGoaway())
+  }
+
+  #assertOpen(): void {
+    if (this.isClosed) throw new TokioQuicheError('ERR_CLOSED', 'the connection is closed')
   }
 
   /** Stops one stream: STOP_SENDING (`read`) and/or RESET_STREAM (`write`). */
@@ -111,7 +116,8 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
     const read = options.read === undefined ? undefined : checkCode('options.read', options.read)
     const write = options.write === undefined ? undefined : checkCode('options.write', options.write)
     if (read === undefined && write === undefined) throw invalidArg('options', 'give read, write, or both')
-    if (!this.isClosed) callNative(() => this.native.shutdownStream(checkCode('streamId', streamId), read, write))
+    this.#assertOpen()
+    callNative(() => this.native.shutdownStream(checkCode('streamId', streamId), read, write))
   }
 
   /**

@@ -59,12 +59,14 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
 
   let quic = options.settings.unwrap_or_default();
   let handshake_timeout = quic.handshake_timeout_ms.map_or(DEFAULT_HANDSHAKE_TIMEOUT, |ms| Duration::from_millis(ms as u64));
-  let mut settings = quic_settings(&quic);
-  settings.verify_peer = !matches!(trust, ServerTrust::Insecure);
+  // Verification is the hook's (see ClientTlsHook); quiche's would drop its callback.
+  let settings = quic_settings(&quic);
   // tokio-quiche consults the hook only when certificate paths are set; the
   // hook builds the whole TLS context, so these placeholders are never read.
   let placeholder = TlsCertificatePaths { cert: "", private_key: "", kind: CertificateKind::X509 };
-  let hooks = Hooks { connection_hook: Some(Arc::new(ClientTlsHook { trust, verify_ip })) };
+  let hook = Arc::new(ClientTlsHook::new(trust, verify_ip));
+  let rejection = hook.rejection.clone();
+  let hooks = Hooks { connection_hook: Some(hook) };
   let params = ConnectionParams::new_client(settings, Some(placeholder), hooks);
 
   let (driver, mut controller) = ClientH3Driver::new(http3_settings(&options.http3.unwrap_or_default()));
@@ -73,7 +75,13 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
   let handshake = tokio_quiche::quic::connect_with_config(socket, server_name.as_deref(), &params, driver);
   let conn = match tokio::time::timeout(handshake_timeout, handshake).await {
     Ok(Ok(conn)) => conn,
-    Ok(Err(e)) => return Err(js_error(ErrorCode::Connect, format!("{peer}: the QUIC handshake failed: {e}"))),
+    Ok(Err(e)) => {
+      let why = match rejection.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Some(cert) => format!("the server's certificate was rejected ({cert}); pass its CA as `ca`"),
+        None => format!("the QUIC handshake failed: {e}"),
+      };
+      return Err(js_error(ErrorCode::Connect, format!("{peer}: {why}")));
+    },
     Err(_) => {
       return Err(js_error(
         ErrorCode::Connect,

@@ -246,7 +246,8 @@ impl NativeBodyReader {
     }
     // The channel ended without a FIN frame: the audit stats say why.
     let reset = self.stats.recvd_reset_stream_error_code();
-    let fin_seen = !matches!(self.stats.recvd_stream_fin(), tokio_quiche::datagram_socket::StreamClosureKind::None);
+    // `Implicit` is what the driver records for streams open when it shuts down.
+    let fin_seen = matches!(self.stats.recvd_stream_fin(), tokio_quiche::datagram_socket::StreamClosureKind::Explicit);
     Ok(match (reset >= 0, fin_seen) {
       (true, _) => Some(NativeInboundChunk { data: Vec::new().into(), fin: false, reset_code: Some(reset) }),
       (false, true) => Some(NativeInboundChunk { data: Vec::new().into(), fin: true, reset_code: None }),

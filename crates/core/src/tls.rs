@@ -2,6 +2,7 @@
 //! trust configuration, and self-signed certificates for development.
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use boring::pkey::PKey;
 use boring::ssl::{SslContextBuilder, SslMethod, SslVerifyMode};
@@ -73,27 +74,42 @@ pub enum ServerTrust {
 /// Builds the client's TLS context. tokio-quiche only consults a
 /// [`ConnectionHook`] to customise TLS, so this is how a custom CA, and an IP
 /// address check when there is no name to verify, get in.
+///
+/// The hook owns verification: quiche's own `verify_peer` would replace the
+/// verify callback that records why a certificate was rejected, so the
+/// caller leaves `QuicSettings::verify_peer` off.
 pub struct ClientTlsHook {
   pub trust: ServerTrust,
   /// Verify against this IP SAN (used when connecting to an IP without a server name).
   pub verify_ip: Option<IpAddr>,
+  /// Why the server's certificate was rejected, for the `connect()` error.
+  pub rejection: Arc<Mutex<Option<String>>>,
 }
 
 impl ClientTlsHook {
+  pub fn new(trust: ServerTrust, verify_ip: Option<IpAddr>) -> Self {
+    Self { trust, verify_ip, rejection: Arc::default() }
+  }
+
   pub fn build(&self) -> Result<SslContextBuilder, boring::error::ErrorStack> {
     let mut builder = SslContextBuilder::new(SslMethod::tls())?;
     match &self.trust {
       ServerTrust::Insecure => builder.set_verify(SslVerifyMode::NONE),
-      ServerTrust::System => {
-        builder.set_default_verify_paths()?;
-        builder.set_verify(SslVerifyMode::PEER);
-      },
+      ServerTrust::System => builder.set_default_verify_paths()?,
       ServerTrust::Anchors(certs) => {
         for cert in certs {
           builder.cert_store_mut().add_cert(cert)?;
         }
-        builder.set_verify(SslVerifyMode::PEER);
       },
+    }
+    if !matches!(self.trust, ServerTrust::Insecure) {
+      let rejection = self.rejection.clone();
+      builder.set_verify_callback(SslVerifyMode::PEER, move |ok, ctx| {
+        if let (false, Err(e)) = (ok, ctx.verify_result()) {
+          rejection.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.to_string());
+        }
+        ok
+      });
     }
     if let (Some(ip), false) = (self.verify_ip, matches!(self.trust, ServerTrust::Insecure)) {
       builder.cert_store_mut().verify_param_mut().set_ip(ip)?;

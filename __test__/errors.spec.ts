@@ -1,0 +1,142 @@
+// Bad input gets a typed error whose code is stable and whose message names
+// the field at fault; nothing crashes or hangs.
+import test from 'ava'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import {
+  ConnectionParams,
+  Http3Settings,
+  OutboundFrame,
+  TokioQuicheError,
+  connect,
+  generateSelfSignedCertificate,
+  listen,
+} from 'tokio-quiche'
+import { startServer, testIdentity } from './helpers.js'
+
+async function params(overrides: { cert?: string; privateKey?: string } = {}) {
+  const id = await testIdentity()
+  return ConnectionParams.newServer({ tls: { cert: overrides.cert ?? id.certPath, privateKey: overrides.privateKey ?? id.keyPath } })
+}
+
+function expectCode(t: import('ava').ExecutionContext, err: unknown, code: string, message: RegExp) {
+  t.true(err instanceof TokioQuicheError, `expected a TokioQuicheError, got ${String(err)}`)
+  t.is((err as TokioQuicheError).code, code)
+  t.regex((err as Error).message, message)
+}
+
+test('listen: an out-of-range port names the field', async (t) => {
+  const err = await t.throwsAsync(listen([{ host: '127.0.0.1', port: 70000 }], await params()))
+  expectCode(t, err, 'ERR_INVALID_ARG', /^sockets\[0\]\.port: expected an integer from 0 to 65535, got 70000/)
+})
+
+test('listen: an address without a port names the field', async (t) => {
+  const err = await t.throwsAsync(listen(['127.0.0.1:0', 'nonsense'], await params()))
+  expectCode(t, err, 'ERR_INVALID_ADDRESS', /^sockets\[1\]\.address: 'nonsense' has no port/)
+})
+
+test('listen: a port in use is ERR_LISTEN', async (t) => {
+  const [first] = await listen(['127.0.0.1:0'], await params())
+  t.teardown(() => first!.close())
+  const err = await t.throwsAsync(listen([first!.localAddress], await params()))
+  expectCode(t, err, 'ERR_LISTEN', /^sockets\[0\]\.address: cannot bind 127\.0\.0\.1:\d+: .*in use/i)
+})
+
+test('listen: a missing certificate file', async (t) => {
+  const err = await t.throwsAsync(listen(['127.0.0.1:0'], await params({ cert: '/nonexistent/cert.pem' })))
+  expectCode(t, err, 'ERR_TLS_CERT', /^tls\.cert: cannot read '\/nonexistent\/cert\.pem': No such file/)
+})
+
+test('listen: malformed certificate and key files, and a key for another certificate', async (t) => {
+  const id = await testIdentity()
+  const junk = join(id.certPath, '..', 'junk.pem')
+  const otherKey = join(id.certPath, '..', 'other-key.pem')
+  await writeFile(junk, 'this is not PEM\n')
+  await writeFile(otherKey, generateSelfSignedCertificate(['x.test']).key)
+  expectCode(t, await t.throwsAsync(listen(['127.0.0.1:0'], await params({ cert: junk }))), 'ERR_TLS_CERT', /^tls\.cert: .*no PEM certificate/)
+  expectCode(t, await t.throwsAsync(listen(['127.0.0.1:0'], await params({ privateKey: junk }))), 'ERR_TLS_CERT', /^tls\.privateKey: .*no PEM private key/)
+  expectCode(t, await t.throwsAsync(listen(['127.0.0.1:0'], await params({ privateKey: otherKey }))), 'ERR_TLS_CERT', /^tls\.privateKey: .*does not match/)
+})
+
+test('options: wrong types, ranges and unknown keys name the field', (t) => {
+  const tls = { cert: 'c.pem', privateKey: 'k.pem' }
+  expectCode(t, t.throws(() => ConnectionParams.newServer({ tls: { cert: 5 as unknown as string, privateKey: 'k' } })), 'ERR_INVALID_ARG', /^tls\.cert: expected a PEM file path/)
+  expectCode(t, t.throws(() => ConnectionParams.newServer({ tls, settings: { maxIdleTimeoutMs: -1 } })), 'ERR_INVALID_ARG', /^settings\.maxIdleTimeoutMs: expected an integer from 0/)
+  expectCode(t, t.throws(() => ConnectionParams.newServer({ tls, settings: { maxIdleTimeout: 5 } as never })), 'ERR_INVALID_ARG', /^settings\.maxIdleTimeout: is not a known option/)
+  expectCode(t, t.throws(() => ConnectionParams.newServer({ tls, settings: { ccAlgorithm: 'vegas' } })), 'ERR_INVALID_ARG', /^settings\.ccAlgorithm: expected one of cubic/)
+  expectCode(t, t.throws(() => new Http3Settings({ enableExtendedConnect: 'yes' as never })), 'ERR_INVALID_ARG', /^http3Settings\.enableExtendedConnect: expected a boolean/)
+})
+
+test('connect: bad addresses and options', async (t) => {
+  expectCode(t, await t.throwsAsync(connect('127.0.0.1')), 'ERR_INVALID_ADDRESS', /^address: '127\.0\.0\.1' has no port/)
+  expectCode(t, await t.throwsAsync(connect('127.0.0.1:99999')), 'ERR_INVALID_ADDRESS', /^address: .*port from 0 to 65535/)
+  expectCode(t, await t.throwsAsync(connect('127.0.0.1:443', { insecure: true } as never)), 'ERR_INVALID_ARG', /^options\.insecure: is not a known option/)
+  expectCode(t, await t.throwsAsync(connect('127.0.0.1:443', { settings: { handshakeTimeoutMs: 1.5 } })), 'ERR_INVALID_ARG', /^options\.settings\.handshakeTimeoutMs/)
+})
+
+test('headers: invalid names and values are refused before they reach the wire', async (t) => {
+  const outcomes: unknown[] = []
+  const server = await startServer(async (req) => {
+    outcomes.push(await req.send.send(OutboundFrame.headers([[':status', '200'], [Buffer.from('bad name'), 'x']])).catch((e) => e))
+    outcomes.push(await req.send.send(OutboundFrame.headers([[':status', '200'], ['x-ok', 'line\r\nbreak']])).catch((e) => e))
+    outcomes.push(await req.send.send(OutboundFrame.headers([['x-no-status', '1']])).catch((e) => e))
+    outcomes.push(await req.send.send(OutboundFrame.headers([[':status', '200'], ['connection', 'close']])).catch((e) => e))
+    await req.send.send(OutboundFrame.headers([[':status', '200']]))
+    await req.send.send(OutboundFrame.body(Buffer.from('still fine'), true))
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  t.teardown(() => client.close())
+  const res = await client.request()
+  t.is(await res.body.text(), 'still fine', 'the stream survived the refused frames')
+  expectCode(t, outcomes[0], 'ERR_INVALID_HEADER', /^headers\[1\]: the header name 'bad name' contains the invalid byte 0x20/)
+  expectCode(t, outcomes[1], 'ERR_INVALID_HEADER', /^headers\[1\]: the value of 'x-ok' contains the forbidden byte 0x0d/)
+  expectCode(t, outcomes[2], 'ERR_INVALID_HEADER', /response headers need a ':status'/)
+  expectCode(t, outcomes[3], 'ERR_INVALID_HEADER', /'connection' is a connection-specific header/)
+
+  expectCode(t, t.throws(() => client.requestSender().send({ requestId: 1, headers: [[':method', 'GET']] })), 'ERR_INVALID_HEADER', /request headers need a ':scheme'/)
+  expectCode(t, await t.throwsAsync(client.request({ headers: { 'x-emoji': '\u{1F600}' } })), 'ERR_INVALID_HEADER', /^headers\[4\] value contains the character U\+1F600, which is not a single byte/)
+  expectCode(t, t.throws(() => client.requestSender().send({ requestId: -1, headers: [] })), 'ERR_INVALID_ARG', /^request\.requestId/)
+})
+
+test('a frame after FIN, and writes after the connection closed', async (t) => {
+  const outcomes: unknown[] = []
+  let serverDone!: () => void
+  const done = new Promise<void>((r) => (serverDone = r))
+  const server = await startServer(async (req, controller) => {
+    await req.send.sendHeaders([[':status', '200']])
+    await req.send.end('bye')
+    outcomes.push(await req.send.write('too late').catch((e) => e))
+    await controller.closed
+    outcomes.push((await req.recv.recv())?.data.toString())
+    outcomes.push(await req.recv.recv().then((f) => 'read returned ' + JSON.stringify(f)).catch((e) => e))
+    serverDone()
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  const res = await client.request({ method: 'POST', body: (async function* () {
+    yield Buffer.from('a')
+    await done // the request body never ends: the connection closes first
+  })() })
+  t.is(await res.body.text(), 'bye')
+  await client.close()
+  await done
+  expectCode(t, outcomes[0], 'ERR_STREAM_FINISHED', /^stream 0: a frame was sent after the stream's FIN/)
+  t.is(outcomes[1], 'a', 'bytes that arrived before the close are still readable')
+  expectCode(t, outcomes[2], 'ERR_STREAM_CLOSED', /^stream 0: the connection closed before the body ended/)
+})
+
+test('use after close: requests, commands and accept', async (t) => {
+  const server = await startServer(async (req) => {
+    await req.send.sendHeaders([[':status', '204']])
+    await req.send.end()
+  })
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  await client.close()
+  expectCode(t, await t.throwsAsync(client.request()), 'ERR_CLOSED', /the connection is closed/)
+  expectCode(t, t.throws(() => client.requestSender().send({ requestId: 1, headers: [[':method', 'GET'], [':scheme', 'https'], [':authority', 'a'], [':path', '/']] })), 'ERR_CLOSED', /closed/)
+  expectCode(t, t.throws(() => client.sendGoaway()), 'ERR_CLOSED', /closed/)
+  t.deepEqual(await client.close(), await client.closed, 'close() again resolves with the same info')
+  await server.close()
+  t.is(await server.listener.accept(), null, 'accept() after close() resolves null')
+})
