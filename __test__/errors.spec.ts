@@ -8,6 +8,7 @@ import {
   Http3Settings,
   OutboundFrame,
   TokioQuicheError,
+  type ErrorCode,
   connect,
   generateSelfSignedCertificate,
   listen,
@@ -19,7 +20,7 @@ async function params(overrides: { cert?: string; privateKey?: string } = {}) {
   return ConnectionParams.newServer({ tls: { cert: overrides.cert ?? id.certPath, privateKey: overrides.privateKey ?? id.keyPath } })
 }
 
-function expectCode(t: import('ava').ExecutionContext, err: unknown, code: string, message: RegExp) {
+function expectCode(t: import('ava').ExecutionContext, err: unknown, code: ErrorCode, message: RegExp) {
   t.true(err instanceof TokioQuicheError, `expected a TokioQuicheError, got ${String(err)}`)
   t.is((err as TokioQuicheError).code, code)
   t.regex((err as Error).message, message)

@@ -127,6 +127,7 @@ impl ConnectionHook for ClientTlsHook {
 }
 
 /// A self-signed certificate and its key, both PEM.
+#[derive(Debug)]
 pub struct SelfSigned {
   pub cert_pem: String,
   pub key_pem: String,

@@ -1,0 +1,62 @@
+// Lifecycle: close() settles everything and the process then exits on its
+// own, within 5 s, in a fresh child process.
+import test from 'ava'
+import { spawn } from 'node:child_process'
+import { connect } from 'tokio-quiche'
+import { startServer } from './helpers.js'
+
+function run(script: string, args: string[] = []): Promise<{ code: number | null; stdout: string; ms: number }> {
+  const started = Date.now()
+  const child = spawn(process.execPath, ['--import=tsx', `${__dirname}/fixtures/${script}`, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let stdout = ''
+  child.stdout!.on('data', (d) => (stdout += d))
+  const killer = setTimeout(() => child.kill('SIGKILL'), 5000)
+  return new Promise((resolve) => {
+    child.on('exit', (code) => {
+      clearTimeout(killer)
+      resolve({ code, stdout, ms: Date.now() - started })
+    })
+  })
+}
+
+for (const mode of ['client-first', 'server-first']) {
+  test(`server + client + one request, closed ${mode}: the process exits by itself within 5 s`, async (t) => {
+    const { code, stdout, ms } = await run('one-request.ts', [mode])
+    t.is(code, 0, `exit code (killed after 5 s if it hung); stdout:\n${stdout}`)
+    t.regex(stdout, /^body ok$/m)
+    t.regex(stdout, /^events iterator done true$/m)
+    t.regex(stdout, /^closed$/m)
+    if (mode === 'server-first') t.regex(stdout, /^client saw peer close 256$/m)
+    t.log(`exited in ${ms} ms`)
+  })
+}
+
+test('close() settles a pending accept(), event iteration and body reads', async (t) => {
+  let serverSide!: () => void
+  const requestSeen = new Promise<void>((r) => (serverSide = r))
+  const server = await startServer(async (req) => {
+    await req.send.sendHeaders([[':status', '200']])
+    await req.send.write('part')
+    serverSide() // and never finish the body
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  const res = await client.request()
+  await requestSeen
+  const first = await res.body.recv()
+  t.is(first?.data.toString(), 'part')
+  const pendingRead = res.body.recv().then(
+    () => 'resolved',
+    (e: { code: string }) => e.code,
+  )
+  const drained = (async () => {
+    for await (const _ of client.events());
+    return 'done'
+  })()
+  const pendingAccept = server.listener.accept()
+  await client.close()
+  t.is(await pendingRead, 'ERR_STREAM_CLOSED')
+  t.is(await drained, 'done')
+  await server.close()
+  t.is(await pendingAccept, null)
+})
