@@ -1,0 +1,159 @@
+// Interop with aioquic, an independent QUIC + HTTP/3 stack (Python), over
+// real UDP on 127.0.0.1: aioquic's client against our server, and our client
+// against aioquic's server. `interop/setup.sh` makes the venv (npm pretest).
+import test from 'ava'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { type ClientH3Controller, connect } from 'tokio-quiche'
+import { header, sha256, startServer, type TestServer, testIdentity } from './helpers.js'
+
+const ROOT = `${__dirname}/..`
+const PYTHON = `${ROOT}/.venv-interop/bin/python`
+const PEER = `${ROOT}/interop/aioquic_peer.py`
+const MiB = 1024 * 1024
+
+/** The body both sides serve for /bytes/<n>: byte i is i % 251. */
+function pattern(size: number): Buffer {
+  const out = Buffer.allocUnsafe(size)
+  for (let i = 0; i < size; i++) out[i] = i % 251
+  return out
+}
+
+interface PeerResult {
+  path: string
+  status: number
+  size: number
+  sha256: string
+  headers: Record<string, string>
+  cipher: string
+  retry: boolean
+}
+
+/** Runs the aioquic client against `port` and returns one result per request. */
+async function aioquicClient(port: number, ca: string, args: string[] = []): Promise<PeerResult[]> {
+  const child = spawn(PYTHON, [PEER, 'client', '--port', String(port), '--ca', ca, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout!.on('data', (d) => (out += d))
+  child.stderr!.on('data', (d) => (err += d))
+  const [code] = await once(child, 'exit')
+  if (code !== 0) throw new Error(`aioquic client exited with ${code}: ${err}`)
+  return out.trim().split('\n').map((line) => JSON.parse(line) as PeerResult)
+}
+
+// ---- aioquic client -> our server ----------------------------------------
+
+let server: TestServer
+test.before(async () => {
+  server = await startServer(async (req) => {
+    const path = header(req.headers, ':path') ?? '/'
+    if (path === '/echo') {
+      const body = await req.recv.bytes()
+      await req.send.sendHeaders([[':status', '200'], ['x-sha256', sha256(body)]])
+      await req.send.end(body)
+      return
+    }
+    const body = path.startsWith('/bytes/') ? pattern(Number(path.slice(7))) : Buffer.from('hello from tokio-quiche')
+    await req.send.sendHeaders([[':status', '200'], ['content-length', body.length]])
+    for (let off = 0; off < body.length; off += 256 * 1024) await req.send.write(body.subarray(off, off + 256 * 1024))
+    await req.send.end()
+  })
+})
+test.after.always(() => server?.close())
+
+test('aioquic client -> our server: handshake (through Retry) and GET', async (t) => {
+  const [res] = await aioquicClient(server.listener.port, server.identity.certPath)
+  t.is(res!.status, 200)
+  t.is(res!.sha256, sha256(Buffer.from('hello from tokio-quiche')))
+  t.true(res!.retry, 'our server validated the client address with a Retry')
+})
+
+for (const size of [1024, 10 * MiB]) {
+  test(`aioquic client -> our server: ${size} byte body, SHA-256 checked`, async (t) => {
+    const [res] = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', `/bytes/${size}`])
+    t.is(res!.status, 200)
+    t.is(res!.size, size)
+    t.is(res!.sha256, sha256(pattern(size)))
+  })
+}
+
+test('aioquic client -> our server: 1,000 requests multiplexed on one connection', async (t) => {
+  const results = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', '/bytes/{i}', '--count', '1000'])
+  t.is(results.length, 1000)
+  results.forEach((res, i) => {
+    if (res.status !== 200 || res.sha256 !== sha256(pattern(i))) t.fail(`request ${i}: ${JSON.stringify(res)}`)
+  })
+  t.pass()
+})
+
+test('aioquic client -> our server: 10 MiB POST upload echoed', async (t) => {
+  const [res] = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', '/echo', '--post-bytes', String(10 * MiB)])
+  t.is(res!.status, 200)
+  t.is(res!.headers['x-sha256'], sha256(pattern(10 * MiB)), 'our server received the exact bytes')
+  t.is(res!.sha256, sha256(pattern(10 * MiB)), 'aioquic received them back')
+})
+
+test('aioquic client -> our server: ChaCha20-Poly1305 only', async (t) => {
+  const [res] = await aioquicClient(server.listener.port, server.identity.certPath, ['--cipher', 'chacha20'])
+  t.is(res!.status, 200)
+  t.is(res!.cipher, 'CHACHA20_POLY1305_SHA256')
+})
+
+// ---- our client -> aioquic server ----------------------------------------
+
+async function withAioquicServer(t: import('ava').ExecutionContext, fn: (client: ClientH3Controller) => Promise<void>) {
+  const id = await testIdentity()
+  const child: ChildProcess = spawn(PYTHON, [PEER, 'server', '--cert', id.certPath, '--key', id.keyPath], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => child.kill())
+  const port = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => line.startsWith('listening ') && resolve(line.slice(10)))
+    child.on('exit', (code) => reject(new Error(`aioquic server exited with ${code}`)))
+  })
+  const client = await connect(`127.0.0.1:${port}`, { serverName: 'localhost', ca: id.cert })
+  try {
+    await fn(client)
+  } finally {
+    await client.close()
+  }
+}
+
+test('our client -> aioquic server: GET, 1 KiB and 10 MiB bodies', async (t) => {
+  await withAioquicServer(t, async (client) => {
+    const hello = await client.request({ path: '/hello' })
+    t.is(hello.status, 200)
+    t.is(await hello.body.text(), 'hello from aioquic')
+    for (const size of [1024, 10 * MiB]) {
+      const res = await client.request({ path: `/bytes/${size}` })
+      const body = await res.body.bytes()
+      t.is(body.length, size)
+      t.is(sha256(body), header(res.headers, 'x-sha256'))
+      t.is(sha256(body), sha256(pattern(size)))
+    }
+  })
+})
+
+test('our client -> aioquic server: 1,000 requests multiplexed on one connection', async (t) => {
+  await withAioquicServer(t, async (client) => {
+    const bodies = await Promise.all(
+      Array.from({ length: 1000 }, async (_, i) => {
+        const res = await client.request({ path: `/bytes/${i}` })
+        return { status: res.status, body: await res.body.bytes() }
+      }),
+    )
+    bodies.forEach(({ status, body }, i) => {
+      if (status !== 200 || !body.equals(pattern(i))) t.fail(`request ${i}: status ${status}, ${body.length} bytes`)
+    })
+    t.pass()
+  })
+})
+
+test('our client -> aioquic server: 10 MiB POST upload echoed', async (t) => {
+  await withAioquicServer(t, async (client) => {
+    const upload = pattern(10 * MiB)
+    const res = await client.request({ method: 'POST', path: '/echo', body: upload })
+    const body = await res.body.bytes()
+    t.is(header(res.headers, 'x-request-bytes'), String(upload.length))
+    t.is(sha256(body), sha256(upload))
+  })
+})

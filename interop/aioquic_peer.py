@@ -1,0 +1,170 @@
+"""An aioquic (independent Python QUIC/HTTP/3 stack) client and server for
+the interop specs in __test__/interop.spec.ts.
+
+  python aioquic_peer.py server --cert cert.pem --key key.pem
+      prints "listening <port>"; serves GET /hello, GET /bytes/<n> (with an
+      x-sha256 header), POST /echo (echoes the body, x-sha256 of it).
+  python aioquic_peer.py client --port P --ca cert.pem [--server-name N]
+      [--path /p] [--count N] [--post-bytes N] [--cipher chacha20]
+      runs the requests concurrently on one connection and prints one JSON
+      line per response: {"path", "status", "size", "sha256", "headers",
+      "cipher", "retry"}.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import json
+import ssl
+import sys
+
+from aioquic.asyncio import QuicConnectionProtocol, connect, serve
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ProtocolNegotiated
+from aioquic.tls import CipherSuite
+
+
+def pattern(size: int) -> bytes:
+    return bytes(i % 251 for i in range(size))
+
+
+class ServerProtocol(QuicConnectionProtocol):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.h3 = None
+        self.requests = {}
+
+    def quic_event_received(self, event):
+        if isinstance(event, ProtocolNegotiated):
+            self.h3 = H3Connection(self._quic)
+        if self.h3 is None:
+            return
+        for ev in self.h3.handle_event(event):
+            if isinstance(ev, HeadersReceived):
+                self.requests[ev.stream_id] = {"headers": dict(ev.headers), "body": bytearray()}
+            elif isinstance(ev, DataReceived) and ev.stream_id in self.requests:
+                self.requests[ev.stream_id]["body"] += ev.data
+            if getattr(ev, "stream_ended", False) and ev.stream_id in self.requests:
+                self.respond(ev.stream_id, self.requests.pop(ev.stream_id))
+
+    def respond(self, stream_id, request):
+        path = request["headers"].get(b":path", b"/").decode()
+        if path.startswith("/bytes/"):
+            body = pattern(int(path[len("/bytes/"):]))
+        elif path.startswith("/echo"):
+            body = bytes(request["body"])
+        else:
+            body = b"hello from aioquic"
+        self.h3.send_headers(
+            stream_id,
+            [
+                (b":status", b"200"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-sha256", hashlib.sha256(body).hexdigest().encode()),
+                (b"x-request-bytes", str(len(request["body"])).encode()),
+            ],
+        )
+        self.h3.send_data(stream_id, body, end_stream=True)
+        self.transmit()
+
+
+class ClientProtocol(QuicConnectionProtocol):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.h3 = H3Connection(self._quic)
+        self.waiters = {}
+
+    def quic_event_received(self, event):
+        for ev in self.h3.handle_event(event):
+            state = self.waiters.get(getattr(ev, "stream_id", None))
+            if state is None:
+                continue
+            if isinstance(ev, HeadersReceived):
+                state["headers"] += ev.headers
+            elif isinstance(ev, DataReceived):
+                state["hash"].update(ev.data)
+                state["size"] += len(ev.data)
+            if getattr(ev, "stream_ended", False) and not state["done"].done():
+                state["done"].set_result(None)
+
+    async def request(self, authority, path, body):
+        stream_id = self._quic.get_next_available_stream_id()
+        state = self.waiters[stream_id] = {
+            "headers": [],
+            "hash": hashlib.sha256(),
+            "size": 0,
+            "done": self._loop.create_future(),
+        }
+        method = b"POST" if body is not None else b"GET"
+        self.h3.send_headers(
+            stream_id,
+            [(b":method", method), (b":scheme", b"https"), (b":authority", authority.encode()), (b":path", path.encode())],
+            end_stream=body is None,
+        )
+        if body is not None:
+            self.h3.send_data(stream_id, body, end_stream=True)
+        self.transmit()
+        await asyncio.wait_for(state["done"], 60)
+        headers = {k.decode(): v.decode() for k, v in state["headers"]}
+        return {
+            "path": path,
+            "status": int(headers.get(":status", "0")),
+            "size": state["size"],
+            "sha256": state["hash"].hexdigest(),
+            "headers": headers,
+        }
+
+
+async def run_server(args):
+    config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
+    config.load_cert_chain(args.cert, args.key)
+    server = await serve(args.host, args.port, configuration=config, create_protocol=ServerProtocol)
+    print(f"listening {server._transport.get_extra_info('sockname')[1]}", flush=True)
+    await asyncio.Event().wait()
+
+
+async def run_client(args):
+    config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=args.server_name)
+    config.load_verify_locations(args.ca)
+    config.verify_mode = ssl.CERT_REQUIRED
+    if args.cipher == "chacha20":
+        config.cipher_suites = [CipherSuite.CHACHA20_POLY1305_SHA256]
+    body = pattern(args.post_bytes) if args.post_bytes is not None else None
+    async with connect(args.host, args.port, configuration=config, create_protocol=ClientProtocol) as client:
+        paths = [args.path.replace("{i}", str(i)) for i in range(args.count)]
+        results = await asyncio.gather(*(client.request(args.server_name, p, body) for p in paths))
+        cipher = client._quic.tls.key_schedule.cipher_suite.name if client._quic.tls.key_schedule else None
+        for result in results:
+            # _retry_count: whether the server made us prove our address first.
+            result.update(cipher=cipher, retry=client._quic._retry_count > 0)
+            print(json.dumps(result), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="mode", required=True)
+    s = sub.add_parser("server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=0)
+    s.add_argument("--cert", required=True)
+    s.add_argument("--key", required=True)
+    c = sub.add_parser("client")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--ca", required=True)
+    c.add_argument("--server-name", default="localhost")
+    c.add_argument("--path", default="/")
+    c.add_argument("--count", type=int, default=1)
+    c.add_argument("--post-bytes", type=int)
+    c.add_argument("--cipher", choices=["default", "chacha20"], default="default")
+    args = parser.parse_args()
+    asyncio.run(run_server(args) if args.mode == "server" else run_client(args))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(0)
