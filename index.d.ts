@@ -85,7 +85,10 @@ export declare class NativeInitialConnection {
 export declare class NativeQuicListener {
   /** The next connection that passed address validation; `null` after `close()`. */
   accept(): Promise<NativeInitialConnection | null>
-  /** Stops accepting; a pending `accept()` resolves `null`. */
+  /**
+   * Stops accepting; a pending `accept()` resolves `null`. The UDP port is
+   * released once the connections this listener accepted have ended.
+   */
   close(): void
   get localAddress(): string
 }

@@ -2,7 +2,7 @@
 // own, within 5 s, in a fresh child process.
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { connect } from 'tokio-quiche'
+import { ConnectionParams, connect, listen } from 'tokio-quiche'
 import { startServer } from './helpers.js'
 
 function run(script: string, args: string[] = []): Promise<{ code: number | null; stdout: string; ms: number }> {
@@ -59,4 +59,26 @@ test('close() settles a pending accept(), event iteration and body reads', async
   t.is(await drained, 'done')
   await server.close()
   t.is(await pendingAccept, null)
+})
+
+test('close() releases the UDP port: the same address can be bound again at once', async (t) => {
+  const server = await startServer(async (req) => {
+    await req.send.sendHeaders([[':status', '204']])
+    await req.send.end()
+  })
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  t.is((await client.request()).status, 204)
+  await server.close() // also closes the client's connection from the server side
+  await client.closed
+  // tokio-quiche keeps an idle listener's socket until a packet wakes it
+  // (cloudflare/quiche#2760); close() wakes it. Allow the worker a moment.
+  let rebound: Awaited<ReturnType<typeof listen>> | undefined
+  for (let attempt = 0; attempt < 20 && !rebound; attempt++) {
+    rebound = await listen([server.address], ConnectionParams.newServer({ tls: { cert: server.identity.certPath, privateKey: server.identity.keyPath } })).catch(async () => {
+      await new Promise((r) => setTimeout(r, 50))
+      return undefined
+    })
+  }
+  t.truthy(rebound, `${server.address} was bound again`)
+  await rebound?.[0]?.close()
 })

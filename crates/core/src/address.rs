@@ -1,6 +1,6 @@
 //! Socket addresses as JS passes them: `"host:port"`, `"[v6]:port"`.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::errors::{BindingError, BindingResult, ErrorCode};
 
@@ -22,6 +22,15 @@ pub async fn resolve(address: &str, field: &str) -> BindingResult<SocketAddr> {
     .map_err(|e| invalid(format!("does not resolve: {e}")))?
     .next()
     .ok_or_else(|| invalid("resolves to no address".into()))
+}
+
+/// The unspecified address of `peer`'s family, any port: where a socket that
+/// talks to `peer` binds.
+pub fn any_port_for(peer: &SocketAddr) -> SocketAddr {
+  match peer {
+    SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+    SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+  }
 }
 
 /// The host part of `address`, if it is a name rather than an IP literal.

@@ -1,6 +1,6 @@
 //! Client side: `connect()` with certificate verification on by default.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use tokio_quiche::http3::driver::ClientH3Driver;
 use tokio_quiche::settings::{CertificateKind, Hooks, TlsCertificatePaths};
 use tokio_quiche::ConnectionParams;
 
-use crate::address::{host_name, resolve};
+use crate::address::{any_port_for, host_name, resolve};
 use crate::controller::{take_writer, ClientRequests, NativeH3Controller, PendingWriters};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{client_event, spawn_event_pump, ConnectionSlot};
@@ -27,13 +27,6 @@ pub struct NativeConnectOptions {
   pub insecure_skip_verify: Option<bool>,
   pub settings: Option<NativeQuicSettings>,
   pub http3: Option<NativeHttp3Settings>,
-}
-
-fn unspecified_for(peer: &SocketAddr) -> SocketAddr {
-  match peer {
-    SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-    SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-  }
 }
 
 /// `tokio_quiche::quic::connect_with_config` with an `ClientH3Driver`; resolves
@@ -54,7 +47,7 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
   let verify_ip: Option<IpAddr> = server_name.is_none().then_some(peer.ip());
 
   let connect_error = |e: std::io::Error| js_error(ErrorCode::Connect, format!("address: {peer}: {e}"));
-  let socket = UdpSocket::bind(unspecified_for(&peer)).await.map_err(connect_error)?;
+  let socket = UdpSocket::bind(any_port_for(&peer)).await.map_err(connect_error)?;
   socket.connect(peer).await.map_err(connect_error)?;
 
   let quic = options.settings.unwrap_or_default();

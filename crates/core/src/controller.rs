@@ -77,7 +77,7 @@ impl NativeH3Controller {
 impl NativeH3Controller {
   /// Starts delivering events, in batches, to `callback`; the last batch holds
   /// a `closed` event. Callable once.
-  #[napi(ts_args_type = "callback: (events: NativeH3Event[]) => void")]
+  #[napi(catch_unwind, ts_args_type = "callback: (events: NativeH3Event[]) => void")]
   pub fn on_events(&self, callback: EventCallback) -> Result<()> {
     let start = self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
     let start = start.ok_or_else(|| js_error(ErrorCode::InvalidArg, "events are already being delivered"))?;
@@ -86,7 +86,7 @@ impl NativeH3Controller {
   }
 
   /// Closes the connection with an application CONNECTION_CLOSE.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn close(&self, error_code: f64, reason: String) -> Result<()> {
     self.command(H3Command::QuicCmd(QuicCommand::ConnectionClose(ConnectionShutdownBehaviour {
       send_application_close: true,
@@ -96,13 +96,13 @@ impl NativeH3Controller {
   }
 
   /// Sends GOAWAY with the highest stream id the driver has seen.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn send_goaway(&self) -> Result<()> {
     self.command(H3Command::GoAway)
   }
 
   /// STOP_SENDING (`read_code`) and/or RESET_STREAM (`write_code`) on a stream.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn shutdown_stream(&self, stream_id: f64, read_code: Option<f64>, write_code: Option<f64>) -> Result<()> {
     let shutdown = match (read_code, write_code) {
       (Some(r), Some(w)) => StreamShutdown::Both { read_error_code: r as u64, write_error_code: w as u64 },
@@ -115,7 +115,7 @@ impl NativeH3Controller {
 
   /// Client only: queues a request. With `with_body`, its body writer arrives
   /// on the `newOutboundRequest` event; without, the HEADERS carry FIN.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn send_request(&self, request_id: f64, headers: Vec<String>, with_body: bool) -> Result<()> {
     let requests = self
       .requests

@@ -2,7 +2,10 @@
 //! into one flat object shape, and the pump that drains a controller's event
 //! channel into a ThreadsafeFunction.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
+
+use futures_util::FutureExt;
 
 use napi::bindgen_prelude::BigInt;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -162,17 +165,26 @@ pub fn spawn_event_pump<E: Send + 'static>(
   mut convert: impl FnMut(E) -> NativeH3Event + Send + 'static,
 ) {
   napi::bindgen_prelude::spawn(async move {
-    while let Some(first) = rx.recv().await {
-      let mut batch = vec![convert(first)];
-      while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-          Ok(ev) => batch.push(convert(ev)),
-          Err(_) => break,
+    let drained = AssertUnwindSafe(async {
+      while let Some(first) = rx.recv().await {
+        let mut batch = vec![convert(first)];
+        while batch.len() < MAX_BATCH {
+          match rx.try_recv() {
+            Ok(ev) => batch.push(convert(ev)),
+            Err(_) => break,
+          }
         }
+        callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
       }
-      callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+    })
+    .catch_unwind()
+    .await;
+    // JS always hears the end, even if a conversion panicked.
+    let mut close = close_info(slot.get());
+    if drained.is_err() {
+      close.reason = Some("internal error: the event pump panicked".into());
     }
-    let closed = NativeH3Event { close: Some(close_info(slot.get())), ..event("closed") };
+    let closed = NativeH3Event { close: Some(close), ..event("closed") };
     callback.call(vec![closed], ThreadsafeFunctionCallMode::NonBlocking);
   });
 }

@@ -27,7 +27,7 @@ pub struct NativeSelfSigned {
 }
 
 /// Generates a self-signed ECDSA P-256 certificate for `names`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn generate_self_signed(names: Vec<String>) -> errors::Result<NativeSelfSigned> {
   let id = tls::self_signed(names)?;
   Ok(NativeSelfSigned { cert: id.cert_pem, key: id.key_pem })

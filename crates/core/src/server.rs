@@ -1,7 +1,7 @@
 //! Server side: `listen()`, the accept stream, `InitialQuicConnection` and
 //! `ServerH3Driver`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::StreamExt;
@@ -13,7 +13,7 @@ use tokio_quiche::settings::{CertificateKind, Hooks, TlsCertificatePaths};
 use tokio_quiche::{ConnectionParams, InitialQuicConnection, QuicConnectionStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::address::resolve;
+use crate::address::{any_port_for, resolve};
 use crate::controller::NativeH3Controller;
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot};
@@ -104,18 +104,36 @@ impl NativeQuicListener {
     }
   }
 
-  /// Stops accepting; a pending `accept()` resolves `null`.
-  #[napi]
+  /// Stops accepting; a pending `accept()` resolves `null`. The UDP port is
+  /// released once the connections this listener accepted have ended.
+  #[napi(catch_unwind)]
   pub fn close(&self) {
     self.cancel.cancel();
-    if let Ok(mut guard) = self.accept.try_lock() {
-      guard.take();
-    }
+    let accept = self.accept.clone();
+    let local_addr = self.local_addr;
+    napi::bindgen_prelude::spawn(async move {
+      drop(accept.lock().await.take());
+      wake_listener(local_addr).await;
+    });
   }
 
   #[napi(getter)]
   pub fn local_address(&self) -> String {
     self.local_addr.to_string()
+  }
+}
+
+/// tokio-quiche's listener task notices a dropped accept stream only when a
+/// packet wakes it (cloudflare/quiche#2760), and until then keeps the port
+/// bound; one junk datagram from loopback wakes it so it can exit.
+async fn wake_listener(addr: SocketAddr) {
+  let target = match addr.ip() {
+    IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port())),
+    IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port())),
+    _ => addr,
+  };
+  if let Ok(socket) = UdpSocket::bind(any_port_for(&target)).await {
+    let _ = socket.send_to(&[0], target).await;
   }
 }
 
@@ -146,7 +164,7 @@ impl NativeInitialConnection {
   }
 
   /// Runs the handshake and then `driver` on this connection.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn start(&self, driver: &NativeServerH3Driver) -> Result<()> {
     let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
     let conn = conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: start() was already called"))?;
@@ -173,7 +191,7 @@ pub struct NativeServerDriverPair {
 }
 
 /// `ServerH3Driver::new(settings)`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn new_server_h3_driver(settings: Option<NativeHttp3Settings>) -> NativeServerDriverPair {
   let (driver, mut controller) = ServerH3Driver::new(http3_settings(&settings.unwrap_or_default()));
   let slot: ConnectionSlot = Arc::new(OnceLock::new());

@@ -109,7 +109,7 @@ impl NativeBodyWriter {
 
   /// Sends a HEADERS frame (a response: 1xx first or the final one). HTTP/3
   /// HEADERS never carry FIN here; finish with a body or trailers.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn send_headers<'env>(
     &self, env: &'env Env, headers: Vec<String>, urgency: Option<u32>, incremental: Option<bool>,
   ) -> Result<Option<PromiseRaw<'env, bool>>> {
@@ -125,7 +125,7 @@ impl NativeBodyWriter {
   }
 
   /// Sends body bytes (copied now, so JS may reuse its buffer), optionally with FIN.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn send_body<'env>(&self, env: &'env Env, data: Uint8Array, fin: bool) -> Result<Option<PromiseRaw<'env, bool>>> {
     if data.is_empty() && !fin {
       return Ok(None);
@@ -135,21 +135,21 @@ impl NativeBodyWriter {
   }
 
   /// Sends trailers, which end the stream.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn send_trailers<'env>(&self, env: &'env Env, headers: Vec<String>) -> Result<Option<PromiseRaw<'env, bool>>> {
     let frame = self.header_frame(headers, HeaderBlock::Trailers, None)?;
     self.dispatch(env, frame, true)
   }
 
   /// Resets the stream both ways with H3_MESSAGE_ERROR (`OutboundFrame::PeerStreamError`).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn send_peer_stream_error<'env>(&self, env: &'env Env) -> Result<Option<PromiseRaw<'env, bool>>> {
     self.dispatch(env, OutboundFrame::PeerStreamError, true)
   }
 
   /// Drops the sender: before FIN, tokio-quiche resets the stream with
   /// H3_REQUEST_CANCELLED (0x10c).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn close(&self) {
     self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
   }
@@ -257,7 +257,7 @@ impl NativeBodyReader {
 
   /// Stops reading: before the peer's FIN, tokio-quiche sends STOP_SENDING
   /// with H3_REQUEST_CANCELLED (0x10c). A pending `read()` resolves `null`.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn close(&self) {
     self.cancel.cancel();
     match self.rx.try_lock() {
