@@ -103,7 +103,8 @@ const closedError = (streamId: number) =>
  */
 export class OutboundFrameSender implements AsyncDisposable {
   readonly #native: NativeBodyWriter
-  #tail: Promise<unknown> = Promise.resolve()
+  /** The last send still in flight (settled either way), or null when idle. */
+  #busy: Promise<void> | null = null
 
   /** @internal */
   constructor(native: NativeBodyWriter) {
@@ -121,9 +122,33 @@ export class OutboundFrameSender implements AsyncDisposable {
 
   /** Sends one frame; resolves when the driver has room for it. */
   send(frame: OutboundFrame): Promise<void> {
-    const sent = this.#tail.then(() => this.#dispatch(frame))
-    this.#tail = sent.catch(() => {})
+    if (this.#busy) return this.#track(this.#busy.then(() => this.#dispatch(frame)))
+    // Idle: hand the frame over now; most frames fit the channel at once.
+    let pending: Promise<boolean> | null
+    try {
+      pending = this.#start(frame)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return pending ? this.#track(this.#accepted(pending)) : RESOLVED
+  }
+
+  #track(sent: Promise<void>): Promise<void> {
+    const settled = sent.then(noop, noop)
+    this.#busy = settled
+    void settled.then(() => {
+      if (this.#busy === settled) this.#busy = null
+    })
     return sent
+  }
+
+  async #accepted(pending: Promise<boolean>): Promise<void> {
+    if (!(await pending)) throw closedError(this.streamId)
+  }
+
+  async #dispatch(frame: OutboundFrame): Promise<void> {
+    const pending = this.#start(frame)
+    if (pending) await this.#accepted(pending)
   }
 
   /** Sends HEADERS. */
@@ -150,9 +175,10 @@ export class OutboundFrameSender implements AsyncDisposable {
     this.close()
   }
 
-  async #dispatch(frame: OutboundFrame): Promise<void> {
+  /** Validates and hands `frame` to the binding; a promise when the channel is full. */
+  #start(frame: OutboundFrame): Promise<boolean> | null {
     const native = this.#native
-    const pending = callNative(() => {
+    return callNative(() => {
       switch (frame?.type) {
         case 'headers': {
           const { priority } = frame
@@ -172,11 +198,12 @@ export class OutboundFrameSender implements AsyncDisposable {
           throw invalidArg('frame.type', `expected headers, body, trailers or peerStreamError, got ${String((frame as { type?: unknown })?.type)}`)
       }
     })
-    if (pending && !(await pending)) throw closedError(this.streamId)
   }
 }
 
 const EMPTY = new Uint8Array(0)
+const RESOLVED: Promise<void> = Promise.resolve()
+const noop = () => {}
 
 /**
  * tokio-quiche's `InboundFrameStream`: reads one stream's body. Frames are
