@@ -135,6 +135,23 @@ test('a server reset reaches the reader as StreamResetError with the code', asyn
   t.is(err?.errorCode, 0x10c)
 })
 
+test("request() defaults :authority to the connect() serverName, else the address", async (t) => {
+  const server = await startServer(async (req) => {
+    await req.send.sendHeaders([[':status', '200']])
+    await req.send.end(header(req.headers, ':authority') ?? '')
+  })
+  t.teardown(() => server.close())
+  for (const [options, expected] of [
+    [{ serverName: 'localhost', ca: server.identity.cert }, 'localhost'],
+    [{ ca: server.identity.cert }, server.address],
+  ] as const) {
+    const client = await connect(server.address, options)
+    t.is(await (await client.request()).body.text(), expected)
+    t.is(await (await client.request({ authority: 'example.test' })).body.text(), 'example.test')
+    await client.close()
+  }
+})
+
 test('close() ends the peer: its controller reports the application code and reason', async (t) => {
   let serverClosed!: Promise<import('tokio-quiche').CloseInfo>
   const server = await startServer(async (req, controller) => {

@@ -50,14 +50,16 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
     settings: quicSettingsToNative(options.settings, 'options.settings'),
     http3: http3SettingsToNative(options.http3),
   })
-  if (!signal) return new ClientH3Controller(await awaitNative(pending))
+  // request()'s default :authority: the name the certificate was checked for.
+  const authority = options.serverName ?? address
+  if (!signal) return new ClientH3Controller(await awaitNative(pending), authority)
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
     awaitNative(pending).then(
       (nativeController) => {
         signal.removeEventListener('abort', onAbort)
-        const controller = new ClientH3Controller(nativeController)
+        const controller = new ClientH3Controller(nativeController, authority)
         if (signal.aborted) void controller.close()
         else resolve(controller)
       },
@@ -106,7 +108,7 @@ export interface RequestInit {
   method?: string
   /** Default `/`. */
   path?: string
-  /** Default: the server name the connection was made to... or `localhost`. */
+  /** Default: `serverName` from `connect()`, else the address connected to. */
   authority?: string
   /** Default `https`. */
   scheme?: string
@@ -144,9 +146,16 @@ const HELPER_IDS_FROM = Number.MAX_SAFE_INTEGER
  * its streams' events are consumed by it and do not appear in `events()`.
  */
 export class ClientH3Controller extends H3Controller<ClientH3Event> {
+  readonly #authority: string
   readonly #byRequest = new Map<number, PendingRequest>()
   readonly #byStream = new Map<number, PendingRequest>()
   #nextHelperId = HELPER_IDS_FROM
+
+  /** @internal */
+  constructor(native: NativeH3Controller, authority: string) {
+    super(native)
+    this.#authority = authority
+  }
 
   /** `ClientH3Controller::request_sender`. */
   requestSender(): ClientRequestSender {
@@ -157,7 +166,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   request(init: RequestInit = {}): Promise<ClientResponse> {
     if (this.isClosed) return Promise.reject(new TokioQuicheError('ERR_CLOSED', 'the connection is closed'))
     const requestId = this.#nextHelperId--
-    const { method = 'GET', path = '/', authority = 'localhost', scheme = 'https', body } = init
+    const { method = 'GET', path = '/', authority = this.#authority, scheme = 'https', body } = init
     const headers: [string, string][] = [
       [':method', method],
       [':scheme', scheme],
