@@ -67,6 +67,11 @@ export declare class NativeH3Controller {
    * on the `newOutboundRequest` event; without, the HEADERS carry FIN.
    */
   sendRequest(requestId: number, headers: Array<string>, withBody: boolean): void
+  /**
+   * Live counters from the connection (`QuicCommand::ConnectionStats`), or
+   * the final ones once it has ended.
+   */
+  stats(): Promise<NativeConnectionStats>
   /** `ip:port` of this end, once the connection has started. */
   get localAddress(): string | null
   /** `ip:port` of the peer, once the connection has started. */
@@ -123,6 +128,28 @@ export interface NativeCloseInfo {
   sentBytes: number
   recvBytes: number
   lostPackets: number
+}
+
+/** A snapshot of a connection's counters. Counts are packets unless named bytes. */
+export interface NativeConnectionStats {
+  packetsSent: number
+  packetsReceived: number
+  packetsLost: number
+  packetsRetransmitted: number
+  bytesSent: number
+  bytesReceived: number
+  bytesLost: number
+  /** Smoothed RTT, ms; null before the first sample. */
+  rttMs?: number
+  minRttMs?: number
+  rttVarMs?: number
+  /** Congestion window, bytes. */
+  cwnd?: number
+  /** Path MTU, bytes. */
+  pmtu?: number
+  /** Estimated delivery rate, bytes per second. */
+  deliveryRate?: number
+  peerAddress?: string
 }
 
 export interface NativeConnectOptions {

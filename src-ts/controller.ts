@@ -1,9 +1,12 @@
-import type { NativeH3Controller, NativeH3Event } from './native.js'
-import { TokioQuicheError, callNative, fromNative, invalidArg } from './errors.js'
+import type { NativeConnectionStats, NativeH3Controller, NativeH3Event } from './native.js'
+import { TokioQuicheError, awaitNative, callNative, fromNative, invalidArg } from './errors.js'
 import { AsyncQueue, type CloseInfo, closeInfo } from './events.js'
 
 /** H3_NO_ERROR (RFC 9114 §8.1). */
 export const H3_NO_ERROR = 0x100
+
+/** A connection's counters; see `H3Controller.stats()`. */
+export type ConnectionStats = NativeConnectionStats
 
 export interface CloseOptions {
   /** Application error code for CONNECTION_CLOSE. Default H3_NO_ERROR (0x100). */
@@ -99,6 +102,14 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
 
   [Symbol.asyncIterator](): AsyncIterator<E> {
     return this.#events
+  }
+
+  /**
+   * The connection's counters (packets, bytes, loss, RTT, congestion window):
+   * live while it runs, the final ones after it has ended.
+   */
+  async stats(): Promise<ConnectionStats> {
+    return awaitNative(this.native.stats())
   }
 
   /** Sends GOAWAY: the peer should open no new requests; in-flight ones finish. */

@@ -6,6 +6,7 @@ export type {
   NativeBodyReader,
   NativeBodyWriter,
   NativeCloseInfo,
+  NativeConnectionStats,
   NativeH3Controller,
   NativeH3Event,
   NativeHttp3Settings,

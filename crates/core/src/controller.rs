@@ -12,7 +12,8 @@ use tokio_quiche::http3::driver::{
 };
 use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand};
 
-use crate::errors::{js_error, ErrorCode, Result};
+use crate::errors::{for_promise, js_error, ErrorCode, Result};
+use crate::stats::{connection_stats, NativeConnectionStats};
 use crate::events::{ConnectionSlot, EventCallback};
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::stream::{NativeBodyWriter, Role};
@@ -132,6 +133,22 @@ impl NativeH3Controller {
       .sender
       .send(NewClientRequest { request_id, headers, body_writer })
       .map_err(|_| js_error(ErrorCode::Closed, "the connection is closed"))
+  }
+
+  /// Live counters from the connection (`QuicCommand::ConnectionStats`), or
+  /// the final ones once it has ended.
+  #[napi]
+  pub async fn stats(&self) -> napi::Result<NativeConnectionStats> {
+    let conn = self.slot.get().ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection has not started")))?;
+    let (tx, rx) = oneshot::channel();
+    let asked = self.commands.send(H3Command::QuicCmd(QuicCommand::ConnectionStats(Box::new(move |s| {
+      let _ = tx.send(s);
+    }))));
+    match if asked { rx.await.ok() } else { None } {
+      Some(live) => Ok(connection_stats(&live)),
+      // The driver is gone: tokio-quiche refreshed these at close.
+      None => Ok(connection_stats(&conn.stats().lock().unwrap_or_else(|p| p.into_inner()))),
+    }
   }
 
   /// `ip:port` of this end, once the connection has started.

@@ -14,6 +14,7 @@ mod headers;
 mod runtime;
 mod server;
 mod settings;
+mod stats;
 mod stream;
 mod tls;
 
