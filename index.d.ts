@@ -226,6 +226,32 @@ export interface NativeQuicSettings {
   listenBacklog?: number
   keylogFile?: string
   qlogDir?: string
+  /** `none`, `gzip` or `zstd`. */
+  qlogCompression?: string
+  dgramRecvMaxQueueLen?: number
+  dgramSendMaxQueueLen?: number
+  disableActiveMigration?: boolean
+  activeConnectionIdLimit?: number
+  maxRecvUdpPayloadSize?: number
+  maxSendUdpPayloadSize?: number
+  initialCongestionWindowPackets?: number
+  enableRelaxedLossThreshold?: boolean
+  discoverPathMtu?: boolean
+  pmtudMaxProbes?: number
+  enableHystart?: boolean
+  enablePacing?: boolean
+  maxPacingRate?: number
+  enableExpensivePacketCountMetrics?: boolean
+  enableSendStreamsBlocked?: boolean
+  grease?: boolean
+  maxAmplificationFactor?: number
+  sendCapacityFactor?: number
+  ackDelayExponent?: number
+  maxAckDelay?: number
+  maxPathChallengeRecvQueueLen?: number
+  disableDcidReuse?: boolean
+  trackUnknownTransportParameters?: number
+  poolSendBuffer?: boolean
 }
 
 /** A self-signed certificate and key, both PEM. */

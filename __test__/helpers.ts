@@ -6,6 +6,7 @@ import {
   type QuicListener,
   type QuicSettings,
   type ServerH3Controller,
+  type ServerH3Event,
   ServerH3Driver,
   type WrittenCertificate,
   listen,
@@ -31,7 +32,13 @@ export interface TestServer {
 /** A real tokio-quiche server on 127.0.0.1 calling `handler` for each request. */
 export async function startServer(
   handler: RequestHandler,
-  options: { settings?: QuicSettings; http3?: Http3SettingsInit; identity?: WrittenCertificate } = {},
+  options: {
+    settings?: QuicSettings
+    http3?: Http3SettingsInit
+    identity?: WrittenCertificate
+    /** Sees every server event, requests included. */
+    onEvent?: (event: ServerH3Event) => void
+  } = {},
 ): Promise<TestServer> {
   const id = options.identity ?? (await testIdentity())
   const [listener] = await listen(
@@ -44,6 +51,7 @@ export async function startServer(
       conn.start(driver)
       void (async () => {
         for await (const event of controller) {
+          options.onEvent?.(event)
           if (event.type === 'headers') {
             Promise.resolve(handler(event, controller)).catch((err) => {
               event.send.close()

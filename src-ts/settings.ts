@@ -6,6 +6,7 @@ const MAX_VARINT = 2 ** 62 - 1
 
 type Rule =
   | { kind: 'uint'; max: number }
+  | { kind: 'factor'; min: number; max: number }
   | { kind: 'bool' }
   | { kind: 'string'; oneOf?: readonly string[] }
   | { kind: 'strings' }
@@ -19,6 +20,11 @@ function check(field: string, value: unknown, rule: Rule): void {
     case 'uint':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > rule.max) {
         throw invalidArg(field, `expected an integer from 0 to ${rule.max}, got ${String(value)}`)
+      }
+      return
+    case 'factor':
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < rule.min || value > rule.max) {
+        throw invalidArg(field, `expected a number from ${rule.min} to ${rule.max}, got ${String(value)}`)
       }
       return
     case 'bool':
@@ -96,6 +102,56 @@ export interface QuicSettings {
   keylogFile?: string
   /** Write one qlog file per connection into this directory. */
   qlogDir?: string
+  /** qlog file compression: `none` (`.sqlog`, default), `gzip` (`.sqlog.gz`), `zstd` (`.sqlog.zst`). */
+  qlogCompression?: 'none' | 'gzip' | 'zstd'
+  /** DATAGRAM receive queue length, frames. Default 65536. */
+  dgramRecvMaxQueueLen?: number
+  /** DATAGRAM send queue length, frames. Default 65536. */
+  dgramSendMaxQueueLen?: number
+  /** Forbid the peer's active migration (transport parameter). Default `true`. */
+  disableActiveMigration?: boolean
+  /** active_connection_id_limit transport parameter (values below 2 are ignored). Default 2. */
+  activeConnectionIdLimit?: number
+  /** Largest UDP payload accepted, bytes. Default 1350. */
+  maxRecvUdpPayloadSize?: number
+  /** Largest UDP payload sent, bytes. Default 1350. */
+  maxSendUdpPayloadSize?: number
+  /** Initial congestion window, packets. Default 10. */
+  initialCongestionWindowPackets?: number
+  /** Relax the loss threshold after spurious losses. Default `false`. */
+  enableRelaxedLossThreshold?: boolean
+  /** Path MTU discovery. Default `false`. */
+  discoverPathMtu?: boolean
+  /** PMTUD probes before giving up (0 = quiche's default). Default 3. */
+  pmtudMaxProbes?: number
+  /** HyStart++ slow-start exit (cubic and reno). Default `true`. */
+  enableHystart?: boolean
+  /** Pacing (needs SO_TXTIME to leave the kernel paced). Default `false`. */
+  enablePacing?: boolean
+  /** Pacing rate cap, bytes per second. Default none. */
+  maxPacingRate?: number
+  /** Label Initial-packet metrics by client /24 and /32 (costly). Default `false`. */
+  enableExpensivePacketCountMetrics?: boolean
+  /** Send STREAMS_BLOCKED frames. Default `false`. */
+  enableSendStreamsBlocked?: boolean
+  /** GREASE transport parameters and frames. Default `true`. */
+  grease?: boolean
+  /** Anti-amplification factor before address validation. Default 3. */
+  maxAmplificationFactor?: number
+  /** Multiplier on the data quiche may buffer beyond the congestion window. Default 1. */
+  sendCapacityFactor?: number
+  /** ack_delay_exponent transport parameter. Default 3. */
+  ackDelayExponent?: number
+  /** max_ack_delay transport parameter, ms. Default 25. */
+  maxAckDelay?: number
+  /** PATH_CHALLENGE frames queued per path. Default 3. */
+  maxPathChallengeRecvQueueLen?: number
+  /** Never reuse a DCID on a new path. Default `false`. */
+  disableDcidReuse?: boolean
+  /** Keep up to this many bytes of unknown transport parameters. Default none. */
+  trackUnknownTransportParameters?: number
+  /** Take egress buffers from a per-thread pool (false: 64 KiB per connection). Default `true`. */
+  poolSendBuffer?: boolean
 }
 
 const QUIC_RULES: Record<keyof QuicSettings, Rule> = {
@@ -117,6 +173,31 @@ const QUIC_RULES: Record<keyof QuicSettings, Rule> = {
   listenBacklog: uint(2 ** 31),
   keylogFile: str,
   qlogDir: str,
+  qlogCompression: { kind: 'string', oneOf: ['none', 'gzip', 'zstd'] },
+  dgramRecvMaxQueueLen: uint(2 ** 32),
+  dgramSendMaxQueueLen: uint(2 ** 32),
+  disableActiveMigration: bool,
+  activeConnectionIdLimit: uint(MAX_VARINT),
+  maxRecvUdpPayloadSize: uint(65527),
+  maxSendUdpPayloadSize: uint(65527),
+  initialCongestionWindowPackets: uint(2 ** 20),
+  enableRelaxedLossThreshold: bool,
+  discoverPathMtu: bool,
+  pmtudMaxProbes: uint(255),
+  enableHystart: bool,
+  enablePacing: bool,
+  maxPacingRate: uint(),
+  enableExpensivePacketCountMetrics: bool,
+  enableSendStreamsBlocked: bool,
+  grease: bool,
+  maxAmplificationFactor: uint(1000),
+  sendCapacityFactor: { kind: 'factor', min: 1, max: 1000 },
+  ackDelayExponent: uint(20),
+  maxAckDelay: uint(2 ** 14 - 1),
+  maxPathChallengeRecvQueueLen: uint(2 ** 16),
+  disableDcidReuse: bool,
+  trackUnknownTransportParameters: uint(2 ** 20),
+  poolSendBuffer: bool,
 }
 
 /** Validates QUIC settings; the error names the field, e.g. `settings.maxIdleTimeoutMs`. */

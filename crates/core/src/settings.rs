@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use napi_derive::napi;
 use tokio_quiche::http3::settings::Http3Settings;
-use tokio_quiche::settings::QuicSettings;
+use tokio_quiche::settings::{QlogCompression, QuicSettings};
 
 /// Idle timeout when the caller sets none (tokio-quiche's server default is 56 s).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +39,40 @@ pub struct NativeQuicSettings {
   pub listen_backlog: Option<f64>,
   pub keylog_file: Option<String>,
   pub qlog_dir: Option<String>,
+  /// `none`, `gzip` or `zstd`.
+  pub qlog_compression: Option<String>,
+  pub dgram_recv_max_queue_len: Option<f64>,
+  pub dgram_send_max_queue_len: Option<f64>,
+  pub disable_active_migration: Option<bool>,
+  pub active_connection_id_limit: Option<f64>,
+  pub max_recv_udp_payload_size: Option<f64>,
+  pub max_send_udp_payload_size: Option<f64>,
+  pub initial_congestion_window_packets: Option<f64>,
+  pub enable_relaxed_loss_threshold: Option<bool>,
+  pub discover_path_mtu: Option<bool>,
+  pub pmtud_max_probes: Option<f64>,
+  pub enable_hystart: Option<bool>,
+  pub enable_pacing: Option<bool>,
+  pub max_pacing_rate: Option<f64>,
+  pub enable_expensive_packet_count_metrics: Option<bool>,
+  pub enable_send_streams_blocked: Option<bool>,
+  pub grease: Option<bool>,
+  pub max_amplification_factor: Option<f64>,
+  pub send_capacity_factor: Option<f64>,
+  pub ack_delay_exponent: Option<f64>,
+  pub max_ack_delay: Option<f64>,
+  pub max_path_challenge_recv_queue_len: Option<f64>,
+  pub disable_dcid_reuse: Option<bool>,
+  pub track_unknown_transport_parameters: Option<f64>,
+  pub pool_send_buffer: Option<bool>,
+}
+
+/// Copies each option that is set onto the field of the same name, converting
+/// JS numbers with `as` (the TS layer has checked their range).
+macro_rules! copy_set {
+  ($target:expr, $opts:expr, { $($field:ident: $ty:ty),* $(,)? }) => {
+    $( if let Some(v) = $opts.$field { $target.$field = v as $ty; } )*
+  };
 }
 
 /// The subset of tokio-quiche's `Http3Settings` reachable from JS.
@@ -64,34 +98,52 @@ pub fn quic_settings(opts: &NativeQuicSettings) -> QuicSettings {
   }
   s.max_idle_timeout = Some(opts.max_idle_timeout_ms.map_or(DEFAULT_IDLE_TIMEOUT, ms));
   s.handshake_timeout = Some(opts.handshake_timeout_ms.map_or(DEFAULT_HANDSHAKE_TIMEOUT, ms));
-  let set_u64 = |field: &mut u64, v: Option<f64>| {
-    if let Some(v) = v {
-      *field = v as u64;
-    }
-  };
-  set_u64(&mut s.initial_max_data, opts.initial_max_data);
-  set_u64(&mut s.initial_max_stream_data_bidi_local, opts.initial_max_stream_data_bidi_local);
-  set_u64(&mut s.initial_max_stream_data_bidi_remote, opts.initial_max_stream_data_bidi_remote);
-  set_u64(&mut s.initial_max_stream_data_uni, opts.initial_max_stream_data_uni);
-  set_u64(&mut s.initial_max_streams_bidi, opts.initial_max_streams_bidi);
-  set_u64(&mut s.initial_max_streams_uni, opts.initial_max_streams_uni);
-  set_u64(&mut s.max_connection_window, opts.max_connection_window);
-  set_u64(&mut s.max_stream_window, opts.max_stream_window);
-  if let Some(v) = opts.disable_client_ip_validation {
-    s.disable_client_ip_validation = v;
-  }
-  if let Some(v) = opts.enable_early_data {
-    s.enable_early_data = v;
-  }
-  if let Some(v) = opts.enable_dgram {
-    s.enable_dgram = v;
-  }
+  copy_set!(s, opts, {
+    initial_max_data: u64,
+    initial_max_stream_data_bidi_local: u64,
+    initial_max_stream_data_bidi_remote: u64,
+    initial_max_stream_data_uni: u64,
+    initial_max_streams_bidi: u64,
+    initial_max_streams_uni: u64,
+    max_connection_window: u64,
+    max_stream_window: u64,
+    disable_client_ip_validation: bool,
+    enable_early_data: bool,
+    enable_dgram: bool,
+    listen_backlog: usize,
+    dgram_recv_max_queue_len: usize,
+    dgram_send_max_queue_len: usize,
+    disable_active_migration: bool,
+    active_connection_id_limit: u64,
+    max_recv_udp_payload_size: usize,
+    max_send_udp_payload_size: usize,
+    initial_congestion_window_packets: usize,
+    enable_relaxed_loss_threshold: bool,
+    discover_path_mtu: bool,
+    pmtud_max_probes: u8,
+    enable_hystart: bool,
+    enable_pacing: bool,
+    enable_expensive_packet_count_metrics: bool,
+    enable_send_streams_blocked: bool,
+    grease: bool,
+    max_amplification_factor: usize,
+    send_capacity_factor: f64,
+    ack_delay_exponent: u64,
+    max_ack_delay: u64,
+    max_path_challenge_recv_queue_len: usize,
+    disable_dcid_reuse: bool,
+    pool_send_buffer: bool,
+  });
   if let Some(v) = &opts.cc_algorithm {
     s.cc_algorithm = v.clone();
   }
-  if let Some(v) = opts.listen_backlog {
-    s.listen_backlog = v as usize;
-  }
+  s.max_pacing_rate = opts.max_pacing_rate.map(|v| v as u64);
+  s.track_unknown_transport_parameters = opts.track_unknown_transport_parameters.map(|v| v as usize);
+  s.qlog_compression = match opts.qlog_compression.as_deref() {
+    Some("gzip") => QlogCompression::Gzip,
+    Some("zstd") => QlogCompression::Zstd,
+    _ => QlogCompression::None,
+  };
   s.keylog_file = opts.keylog_file.clone();
   s.qlog_dir = opts.qlog_dir.clone();
   s
@@ -141,6 +193,19 @@ mod tests {
       ..Default::default()
     });
     assert_eq!(h.max_requests_per_connection, Some(10));
+    let q = quic_settings(&NativeQuicSettings {
+      send_capacity_factor: Some(1.5),
+      pmtud_max_probes: Some(5.0),
+      enable_pacing: Some(true),
+      max_pacing_rate: Some(1e6),
+      qlog_compression: Some("zstd".into()),
+      ..Default::default()
+    });
+    assert_eq!(q.send_capacity_factor, 1.5);
+    assert_eq!(q.pmtud_max_probes, 5);
+    assert!(q.enable_pacing);
+    assert_eq!(q.max_pacing_rate, Some(1_000_000));
+    assert!(matches!(q.qlog_compression, QlogCompression::Zstd));
     assert_eq!(h.post_accept_timeout, Some(Duration::from_millis(250)));
   }
 }
