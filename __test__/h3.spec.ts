@@ -27,6 +27,13 @@ test('100 concurrent GETs on one connection each get their own body', async (t) 
   }
   t.is(streamIds.size, 100, 'every request had its own stream')
   await client.close()
+  const leftover: string[] = []
+  for await (const event of client.events()) leftover.push(event.type)
+  t.deepEqual(
+    leftover.filter((type) => type !== 'settings'),
+    [],
+    "request() keeps its streams' events out of events()",
+  )
   await server.close()
 })
 

@@ -149,6 +149,8 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   readonly #authority: string
   readonly #byRequest = new Map<number, PendingRequest>()
   readonly #byStream = new Map<number, PendingRequest>()
+  /** Streams opened by request() whose events it still swallows (until the body's FIN or a reset). */
+  readonly #helperStreams = new Set<number>()
   #nextHelperId = HELPER_IDS_FROM
 
   /** @internal */
@@ -204,6 +206,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     if (raw.kind === 'headers') {
       const event = toEvent(raw) as IncomingHeadersEvent
       this.#byStream.delete(streamId)
+      if (event.readFin) this.#helperStreams.delete(streamId)
       pending?.resolve({
         streamId,
         status: Number(event.headers.find(([n]) => n === ':status')?.[1] ?? 0),
@@ -218,8 +221,6 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     }
     return undefined
   }
-
-  readonly #helperStreams = new Set<number>()
 
   #upload(streamId: number, writer: OutboundFrameSender, body: BodyInit): void {
     writeBody(writer, body).catch((err: unknown) => {
@@ -238,6 +239,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     const err = new TokioQuicheError('ERR_CLOSED', `the connection closed before the response arrived${info.reason ? `: ${info.reason}` : ''}`)
     for (const pending of [...this.#byRequest.values(), ...this.#byStream.values()]) pending.reject(err)
     this.#byRequest.clear()
+    this.#helperStreams.clear()
     this.#byStream.clear()
   }
 }
