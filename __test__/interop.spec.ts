@@ -5,7 +5,7 @@ import test from 'ava'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import { type ClientH3Controller, connect } from 'tokio-quiche'
+import { type ClientH3Controller, OutboundFrame, StreamResetError, connect } from 'tokio-quiche'
 import { header, sha256, startServer, type TestServer, testIdentity } from './helpers.js'
 
 const ROOT = `${__dirname}/..`
@@ -26,6 +26,9 @@ interface PeerResult {
   size: number
   sha256: string
   headers: Record<string, string>
+  trailers: Record<string, string>
+  reset_code: number | null
+  reset_sent?: number
   cipher: string
   retry: boolean
 }
@@ -45,9 +48,29 @@ async function aioquicClient(port: number, ca: string, args: string[] = []): Pro
 // ---- aioquic client -> our server ----------------------------------------
 
 let server: TestServer
+/** What our server saw on `/upload` requests that aioquic abandoned. */
+const uploadOutcomes: unknown[] = []
 test.before(async () => {
   server = await startServer(async (req) => {
     const path = header(req.headers, ':path') ?? '/'
+    if (path === '/trailers') {
+      await req.send.sendHeaders([[':status', '200']])
+      await req.send.write('body before trailers')
+      await req.send.send(OutboundFrame.trailers([['x-checksum', sha256(Buffer.from('body before trailers'))]]))
+      return
+    }
+    if (path === '/peer-error') {
+      await req.send.sendHeaders([[':status', '200']])
+      await req.send.write('partial')
+      await req.send.send(OutboundFrame.peerStreamError())
+      return
+    }
+    if (path === '/upload') {
+      uploadOutcomes.push(await req.recv.bytes().catch((err: unknown) => err))
+      await req.send.sendHeaders([[':status', '200']])
+      await req.send.end()
+      return
+    }
     if (path === '/echo') {
       const body = await req.recv.bytes()
       await req.send.sendHeaders([[':status', '200'], ['x-sha256', sha256(body)]])
@@ -98,6 +121,27 @@ test('aioquic client -> our server: ChaCha20-Poly1305 only', async (t) => {
   const [res] = await aioquicClient(server.listener.port, server.identity.certPath, ['--cipher', 'chacha20'])
   t.is(res!.status, 200)
   t.is(res!.cipher, 'CHACHA20_POLY1305_SHA256')
+})
+
+test('aioquic client -> our server: response trailers arrive after the body', async (t) => {
+  const [res] = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', '/trailers'])
+  t.is(res!.status, 200)
+  t.is(res!.sha256, sha256(Buffer.from('body before trailers')))
+  t.deepEqual(res!.trailers, { 'x-checksum': sha256(Buffer.from('body before trailers')) })
+})
+
+test('aioquic client -> our server: our peerStreamError resets the stream with H3_MESSAGE_ERROR', async (t) => {
+  const [res] = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', '/peer-error'])
+  t.is(res!.reset_code, 0x10e)
+})
+
+test('aioquic client -> our server: aioquic resets its request; our reader gets StreamResetError with its code', async (t) => {
+  uploadOutcomes.length = 0
+  const [res] = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', '/upload', '--reset-request', String(0x10c)])
+  t.is(res!.reset_sent, 0x10c)
+  t.is(uploadOutcomes.length, 1)
+  t.true(uploadOutcomes[0] instanceof StreamResetError, String(uploadOutcomes[0]))
+  t.is((uploadOutcomes[0] as StreamResetError).errorCode, 0x10c)
 })
 
 // ---- our client -> aioquic server ----------------------------------------

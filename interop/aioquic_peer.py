@@ -6,9 +6,11 @@ the interop specs in __test__/interop.spec.ts.
       x-sha256 header), POST /echo (echoes the body, x-sha256 of it).
   python aioquic_peer.py client --port P --ca cert.pem [--server-name N]
       [--path /p] [--count N] [--post-bytes N] [--cipher chacha20]
+      [--reset-request CODE]
       runs the requests concurrently on one connection and prints one JSON
       line per response: {"path", "status", "size", "sha256", "headers",
-      "cipher", "retry"}.
+      "trailers", "reset_code", "cipher", "retry"}; with --reset-request each
+      request sends part of a body and then resets its stream.
 """
 
 import argparse
@@ -22,7 +24,7 @@ from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ProtocolNegotiated
+from aioquic.quic.events import ProtocolNegotiated, StreamReset
 from aioquic.tls import CipherSuite
 
 
@@ -77,11 +79,18 @@ class ClientProtocol(QuicConnectionProtocol):
         self.waiters = {}
 
     def quic_event_received(self, event):
+        if isinstance(event, StreamReset) and event.stream_id in self.waiters:
+            state = self.waiters[event.stream_id]
+            state["reset_code"] = event.error_code
+            if not state["done"].done():
+                state["done"].set_result(None)
         for ev in self.h3.handle_event(event):
             state = self.waiters.get(getattr(ev, "stream_id", None))
             if state is None:
                 continue
-            if isinstance(ev, HeadersReceived):
+            if isinstance(ev, HeadersReceived) and state["size"] > 0:
+                state["trailers"] += ev.headers
+            elif isinstance(ev, HeadersReceived):
                 state["headers"] += ev.headers
             elif isinstance(ev, DataReceived):
                 state["hash"].update(ev.data)
@@ -89,20 +98,31 @@ class ClientProtocol(QuicConnectionProtocol):
             if getattr(ev, "stream_ended", False) and not state["done"].done():
                 state["done"].set_result(None)
 
-    async def request(self, authority, path, body):
+    async def request(self, authority, path, body, reset_code=None):
         stream_id = self._quic.get_next_available_stream_id()
         state = self.waiters[stream_id] = {
             "headers": [],
+            "trailers": [],
             "hash": hashlib.sha256(),
             "size": 0,
+            "reset_code": None,
             "done": self._loop.create_future(),
         }
         method = b"POST" if body is not None else b"GET"
         self.h3.send_headers(
             stream_id,
             [(b":method", method), (b":scheme", b"https"), (b":authority", authority.encode()), (b":path", path.encode())],
-            end_stream=body is None,
+            end_stream=body is None and reset_code is None,
         )
+        if reset_code is not None:
+            # Start a request body, then abandon it: RESET_STREAM with reset_code.
+            self.h3.send_data(stream_id, b"partial", end_stream=False)
+            self.transmit()
+            await asyncio.sleep(0.2)
+            self._quic.reset_stream(stream_id, reset_code)
+            self.transmit()
+            await asyncio.sleep(0.2)
+            return {"path": path, "reset_sent": reset_code}
         if body is not None:
             self.h3.send_data(stream_id, body, end_stream=True)
         self.transmit()
@@ -114,6 +134,8 @@ class ClientProtocol(QuicConnectionProtocol):
             "size": state["size"],
             "sha256": state["hash"].hexdigest(),
             "headers": headers,
+            "trailers": {k.decode(): v.decode() for k, v in state["trailers"]},
+            "reset_code": state["reset_code"],
         }
 
 
@@ -134,7 +156,7 @@ async def run_client(args):
     body = pattern(args.post_bytes) if args.post_bytes is not None else None
     async with connect(args.host, args.port, configuration=config, create_protocol=ClientProtocol) as client:
         paths = [args.path.replace("{i}", str(i)) for i in range(args.count)]
-        results = await asyncio.gather(*(client.request(args.server_name, p, body) for p in paths))
+        results = await asyncio.gather(*(client.request(args.server_name, p, body, args.reset_request) for p in paths))
         cipher = client._quic.tls.key_schedule.cipher_suite.name if client._quic.tls.key_schedule else None
         for result in results:
             # _retry_count: whether the server made us prove our address first.
@@ -159,6 +181,7 @@ def main():
     c.add_argument("--count", type=int, default=1)
     c.add_argument("--post-bytes", type=int)
     c.add_argument("--cipher", choices=["default", "chacha20"], default="default")
+    c.add_argument("--reset-request", type=int, help="send part of a body, then RESET_STREAM with this code")
     args = parser.parse_args()
     asyncio.run(run_server(args) if args.mode == "server" else run_client(args))
 
