@@ -1,4 +1,4 @@
-/** Stable error codes; `crates/core/src/errors.rs` produces the same set. */
+/** Stable error codes: `crates/core/src/errors.rs` produces all but `ERR_STREAM_RESET`, which `InboundFrameStream` raises from a reset code. */
 export type ErrorCode =
   | 'ERR_INVALID_ARG'
   | 'ERR_INVALID_ADDRESS'

@@ -6,7 +6,7 @@
 
 use std::fmt::Display;
 
-/// Stable error codes; the TS layer mirrors this list in `errors.ts`.
+/// Stable error codes; `src-ts/errors.ts` lists them (plus ERR_STREAM_RESET, raised in TS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
   /// An option or argument has the wrong type or range.
