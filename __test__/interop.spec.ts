@@ -144,6 +144,23 @@ test('aioquic client -> our server: aioquic resets its request; our reader gets 
   t.is((uploadOutcomes[0] as StreamResetError).errorCode, 0x10c)
 })
 
+// A hostile peer: raw frames RFC 9114 forbids get the error code it names,
+// and the server stays up for the next connection.
+for (const [malformed, closeCode] of [
+  ['data-before-headers', 0x105], // H3_FRAME_UNEXPECTED
+  ['duplicate-settings', 0x105], // H3_FRAME_UNEXPECTED
+  ['bad-qpack', 0x200], // QPACK_DECOMPRESSION_FAILED
+  ['unknown-frame', undefined], // reserved frame types are ignored
+] as const) {
+  test(`aioquic client -> our server: ${malformed} ${closeCode ? `closes with 0x${closeCode.toString(16)}` : 'is ignored'}, and the server keeps serving`, async (t) => {
+    const [res] = await aioquicClient(server.listener.port, server.identity.certPath, ['--malformed', malformed])
+    t.is((res as unknown as { close_code?: number }).close_code, closeCode)
+    if (closeCode === undefined) t.is(res!.status, 200)
+    const [next] = await aioquicClient(server.listener.port, server.identity.certPath)
+    t.is(next!.status, 200)
+  })
+}
+
 // ---- our client -> aioquic server ----------------------------------------
 
 async function withAioquicServer(t: import('ava').ExecutionContext, fn: (client: ClientH3Controller) => Promise<void>) {

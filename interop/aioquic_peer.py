@@ -11,6 +11,9 @@ the interop specs in __test__/interop.spec.ts.
       line per response: {"path", "status", "size", "sha256", "headers",
       "trailers", "reset_code", "cipher", "retry"}; with --reset-request each
       request sends part of a body and then resets its stream.
+  python aioquic_peer.py client --port P --ca cert.pem --malformed CASE
+      sends one hostile input (see MALFORMED) and prints {"case",
+      "close_code", "reason"} or, where the input must be ignored, the response.
 """
 
 import argparse
@@ -21,10 +24,10 @@ import ssl
 import sys
 
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection, encode_frame
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ProtocolNegotiated, StreamReset
+from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, StreamReset
 from aioquic.tls import CipherSuite
 
 
@@ -77,8 +80,14 @@ class ClientProtocol(QuicConnectionProtocol):
         super().__init__(*args, **kwargs)
         self.h3 = H3Connection(self._quic)
         self.waiters = {}
+        self.terminated = None
 
     def quic_event_received(self, event):
+        if isinstance(event, ConnectionTerminated):
+            self.terminated = event
+            for state in self.waiters.values():
+                if not state["done"].done():
+                    state["done"].set_result(None)
         if isinstance(event, StreamReset) and event.stream_id in self.waiters:
             state = self.waiters[event.stream_id]
             state["reset_code"] = event.error_code
@@ -99,7 +108,9 @@ class ClientProtocol(QuicConnectionProtocol):
                 state["done"].set_result(None)
 
     async def request(self, authority, path, body, reset_code=None):
-        stream_id = self._quic.get_next_available_stream_id()
+        return await self.request_on(self._quic.get_next_available_stream_id(), authority, path, body, reset_code)
+
+    async def request_on(self, stream_id, authority, path, body=None, reset_code=None):
         state = self.waiters[stream_id] = {
             "headers": [],
             "trailers": [],
@@ -139,6 +150,44 @@ class ClientProtocol(QuicConnectionProtocol):
         }
 
 
+# Hostile inputs: each sends raw HTTP/3 bytes the peer must refuse (or, for
+# unknown-frame, ignore). RFC 9114 says which error each deserves.
+MALFORMED = {
+    # A reserved frame type before HEADERS must be ignored (§9): the request succeeds.
+    "unknown-frame": encode_frame(0x21, b"ignore me"),
+    # DATA before HEADERS on a request stream: H3_FRAME_UNEXPECTED (0x105).
+    "data-before-headers": encode_frame(FrameType.DATA, b"x"),
+    # A HEADERS block QPACK cannot decode: H3_QPACK_DECOMPRESSION_FAILED (0x200).
+    "bad-qpack": encode_frame(FrameType.HEADERS, b"\xff\xff\xff\xff"),
+}
+
+
+async def run_malformed(client, case, authority):
+    """Runs one hostile case; reports the connection's end or the response."""
+    if case == "duplicate-settings":
+        # A second SETTINGS on the control stream: H3_FRAME_UNEXPECTED (0x105).
+        client._quic.send_stream_data(client.h3._local_control_stream_id, encode_frame(FrameType.SETTINGS, b""))
+        client.transmit()
+        result = {}
+    else:
+        stream_id = client._quic.get_next_available_stream_id()
+        client._quic.send_stream_data(stream_id, MALFORMED[case])
+        result = {}
+        if case == "unknown-frame":
+            result = await client.request_on(stream_id, authority, "/")
+        else:
+            client.transmit()
+    # Give the peer up to 3 s to close the connection (not needed once answered).
+    for _ in range(0 if result else 30):
+        if client.terminated:
+            break
+        await asyncio.sleep(0.1)
+    result.update(case=case)
+    if client.terminated:
+        result.update(close_code=client.terminated.error_code, reason=client.terminated.reason_phrase)
+    return result
+
+
 async def run_server(args):
     config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
     config.load_cert_chain(args.cert, args.key)
@@ -155,6 +204,9 @@ async def run_client(args):
         config.cipher_suites = [CipherSuite.CHACHA20_POLY1305_SHA256]
     body = pattern(args.post_bytes) if args.post_bytes is not None else None
     async with connect(args.host, args.port, configuration=config, create_protocol=ClientProtocol) as client:
+        if args.malformed:
+            print(json.dumps(await run_malformed(client, args.malformed, args.server_name)), flush=True)
+            return
         paths = [args.path.replace("{i}", str(i)) for i in range(args.count)]
         results = await asyncio.gather(*(client.request(args.server_name, p, body, args.reset_request) for p in paths))
         cipher = client._quic.tls.key_schedule.cipher_suite.name if client._quic.tls.key_schedule else None
@@ -182,6 +234,7 @@ def main():
     c.add_argument("--post-bytes", type=int)
     c.add_argument("--cipher", choices=["default", "chacha20"], default="default")
     c.add_argument("--reset-request", type=int, help="send part of a body, then RESET_STREAM with this code")
+    c.add_argument("--malformed", choices=[*MALFORMED, "duplicate-settings"], help="send one hostile input instead")
     args = parser.parse_args()
     asyncio.run(run_server(args) if args.mode == "server" else run_client(args))
 
