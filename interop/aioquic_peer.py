@@ -11,6 +11,9 @@ the interop specs in __test__/interop.spec.ts.
       line per response: {"path", "status", "size", "sha256", "headers",
       "trailers", "reset_code", "cipher", "retry"}; with --reset-request each
       request sends part of a body and then resets its stream.
+  python aioquic_peer.py client --port P --ca cert.pem --resume
+      gets a session ticket, then resumes with the request in 0-RTT data and
+      prints that response with "resumed" and "early_data_accepted".
   python aioquic_peer.py client --port P --ca cert.pem --malformed CASE
       sends one hostile input (see MALFORMED) and prints {"case",
       "close_code", "reason"} or, where the input must be ignored, the response.
@@ -196,12 +199,44 @@ async def run_server(args):
     await asyncio.Event().wait()
 
 
-async def run_client(args):
+def client_config(args):
     config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=args.server_name)
     config.load_verify_locations(args.ca)
     config.verify_mode = ssl.CERT_REQUIRED
     if args.cipher == "chacha20":
         config.cipher_suites = [CipherSuite.CHACHA20_POLY1305_SHA256]
+    return config
+
+
+async def run_resumption(args):
+    """Connects once to get a session ticket, then again resuming it and
+    sending the request as 0-RTT data; reports how the second one went."""
+    tickets = []
+    async with connect(args.host, args.port, configuration=client_config(args), create_protocol=ClientProtocol,
+                       session_ticket_handler=tickets.append) as first:
+        await first.request(args.server_name, "/first", None)
+        for _ in range(20):
+            if tickets:
+                break
+            await asyncio.sleep(0.05)
+    if not tickets:
+        raise SystemExit("the server issued no session ticket")
+    config = client_config(args)
+    config.session_ticket = tickets[-1]
+    async with connect(args.host, args.port, configuration=config, create_protocol=ClientProtocol,
+                       wait_connected=False) as second:
+        result = await second.request(args.server_name, "/early", None)
+        tls = second._quic.tls
+        result.update(resumed=tls.session_resumed, early_data_accepted=tls.early_data_accepted)
+        if second.terminated:
+            result.update(close_code=second.terminated.error_code, reason=second.terminated.reason_phrase)
+        print(json.dumps(result), flush=True)
+
+
+async def run_client(args):
+    if args.resume:
+        return await run_resumption(args)
+    config = client_config(args)
     body = pattern(args.post_bytes) if args.post_bytes is not None else None
     async with connect(args.host, args.port, configuration=config, create_protocol=ClientProtocol) as client:
         if args.malformed:
@@ -234,6 +269,7 @@ def main():
     c.add_argument("--post-bytes", type=int)
     c.add_argument("--cipher", choices=["default", "chacha20"], default="default")
     c.add_argument("--reset-request", type=int, help="send part of a body, then RESET_STREAM with this code")
+    c.add_argument("--resume", action="store_true", help="resume a session and send the request as 0-RTT")
     c.add_argument("--malformed", choices=[*MALFORMED, "duplicate-settings"], help="send one hostile input instead")
     args = parser.parse_args()
     asyncio.run(run_server(args) if args.mode == "server" else run_client(args))
