@@ -82,6 +82,11 @@ export declare class NativeH3Controller {
 export declare class NativeInitialConnection {
   get localAddress(): string
   get peerAddress(): string
+  /**
+   * Refuses a connection that was not started: dropping tokio-quiche's
+   * `InitialQuicConnection` discards it, and the peer's handshake times out.
+   */
+  close(): void
   /** Runs the handshake and then `driver` on this connection. */
   start(driver: NativeServerH3Driver): void
 }

@@ -2,8 +2,8 @@
 // own, within 5 s, in a fresh child process.
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { ConnectionParams, connect, listen } from 'tokio-quiche'
-import { startServer } from './helpers.js'
+import { ConnectionParams, ServerH3Driver, connect, listen } from 'tokio-quiche'
+import { startServer, testIdentity } from './helpers.js'
 
 function run(script: string, args: string[] = []): Promise<{ code: number | null; stdout: string; ms: number }> {
   const started = Date.now()
@@ -81,4 +81,22 @@ test('close() releases the UDP port: the same address can be bound again at once
   }
   t.truthy(rebound, `${server.address} was bound again`)
   await rebound?.[0]?.close()
+})
+
+test('an accepted connection can be refused: the client fails its handshake, and start() then says it was closed', async (t) => {
+  const id = await testIdentity()
+  const [listener] = await listen(['127.0.0.1:0'], ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath } }))
+  t.teardown(() => listener!.close())
+  const refused = (async () => {
+    const conn = await listener!.accept()
+    await conn!.close()
+    return conn!
+  })()
+  const err = await t.throwsAsync(connect(listener!.localAddress, { serverName: 'localhost', ca: id.cert, settings: { handshakeTimeoutMs: 1000 } }))
+  t.is((err as { code?: string }).code, 'ERR_CONNECT')
+  const conn = await refused
+  const { driver } = ServerH3Driver.new()
+  const startErr = t.throws(() => conn.start(driver))
+  t.is((startErr as { code?: string }).code, 'ERR_CLOSED')
+  t.regex(startErr!.message, /^connection: it was already started or closed$/)
 })

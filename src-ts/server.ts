@@ -108,9 +108,10 @@ export interface QuicConnection {
 }
 
 /** tokio-quiche's `InitialQuicConnection`: accepted, handshake not yet run. */
-export class InitialQuicConnection {
+export class InitialQuicConnection implements AsyncDisposable {
   readonly #native: NativeInitialConnection
   readonly #listener: QuicListener
+  #controller: ServerH3Controller | undefined
 
   /** @internal */
   constructor(native: NativeInitialConnection, listener: QuicListener) {
@@ -130,8 +131,22 @@ export class InitialQuicConnection {
   start(driver: ServerH3Driver): QuicConnection {
     if (!(driver instanceof ServerH3Driver)) throw invalidArg('driver', 'expected a ServerH3Driver')
     callNative(() => this.#native.start(driver.native))
+    this.#controller = driver.controller
     this.#listener.track(driver.controller)
     return { localAddress: this.localAddress, peerAddress: this.peerAddress }
+  }
+
+  /**
+   * Refuses the connection if it was not started (the peer's handshake then
+   * times out); closes it (H3_NO_ERROR) if it was.
+   */
+  async close(): Promise<void> {
+    if (this.#controller) await this.#controller.close()
+    else this.#native.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
   }
 }
 

@@ -163,11 +163,18 @@ impl NativeInitialConnection {
     self.peer_addr.to_string()
   }
 
+  /// Refuses a connection that was not started: dropping tokio-quiche's
+  /// `InitialQuicConnection` discards it, and the peer's handshake times out.
+  #[napi(catch_unwind)]
+  pub fn close(&self) {
+    self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+  }
+
   /// Runs the handshake and then `driver` on this connection.
   #[napi(catch_unwind)]
   pub fn start(&self, driver: &NativeServerH3Driver) -> Result<()> {
     let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let conn = conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: start() was already called"))?;
+    let conn = conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: it was already started or closed"))?;
     let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
     let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
     let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(h3));
