@@ -280,3 +280,9 @@ export interface NativeServerParams {
 
 /** `ServerH3Driver::new(settings)`. */
 export declare function newServerH3Driver(settings?: NativeHttp3Settings | undefined | null): NativeServerDriverPair
+
+/**
+ * Everything in the process's foundations metrics registry, in the
+ * Prometheus text exposition format, names prefixed `tokio_quiche_`.
+ */
+export declare function prometheusMetrics(): string

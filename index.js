@@ -845,3 +845,4 @@ module.exports.connect = nativeBinding.connect
 module.exports.generateSelfSigned = nativeBinding.generateSelfSigned
 module.exports.listen = nativeBinding.listen
 module.exports.newServerH3Driver = nativeBinding.newServerH3Driver
+module.exports.prometheusMetrics = nativeBinding.prometheusMetrics

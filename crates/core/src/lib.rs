@@ -11,6 +11,7 @@ mod controller;
 mod errors;
 mod events;
 mod headers;
+mod metrics;
 mod runtime;
 mod server;
 mod settings;
