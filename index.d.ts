@@ -17,6 +17,8 @@ export declare class NativeBodyReader {
    * (connection closed, or this reader was closed).
    */
   read(): Promise<NativeInboundChunk | null>
+  /** This stream's `H3AuditStats`, now. */
+  auditStats(): NativeH3AuditStats
   /**
    * Stops reading: before the peer's FIN, tokio-quiche sends STOP_SENDING
    * with H3_REQUEST_CANCELLED (0x10c). A pending `read()` resolves `null`.
@@ -166,6 +168,28 @@ export interface NativeConnectOptions {
   insecureSkipVerify?: boolean
   settings?: NativeQuicSettings
   http3?: NativeHttp3Settings
+}
+
+/**
+ * tokio-quiche's per-stream `H3AuditStats`. Codes are HTTP/3 error codes;
+ * null where none was sent or received.
+ */
+export interface NativeH3AuditStats {
+  streamId: number
+  /** Body bytes sent to the peer. */
+  bytesSent: number
+  /** Body bytes received from the peer. */
+  bytesReceived: number
+  sentStopSendingCode?: number
+  sentResetStreamCode?: number
+  receivedStopSendingCode?: number
+  receivedResetStreamCode?: number
+  /** How our side ended: `none`, `implicit` (the connection ended it) or `explicit` (FIN). */
+  sentFin: string
+  /** How the peer's side ended, likewise. */
+  receivedFin: string
+  /** Time the response HEADERS waited for flow control, ms. */
+  headersFlushMs: number
 }
 
 /** Every event variant in one object; `kind` says which fields are set. */

@@ -40,6 +40,7 @@ test('100 concurrent GETs on one connection each get their own body', async (t) 
 test('a 10 MiB POST is echoed back intact (SHA-256 on both sides)', async (t) => {
   const upload = patternBytes(10 * 1024 * 1024, 7)
   let serverHash = ''
+  let serverRecv: import('tokio-quiche').InboundFrameStream | undefined
   const server = await startServer(async (req) => {
     const hash = createHash('sha256')
     await req.send.sendHeaders([[':status', '200']])
@@ -49,6 +50,7 @@ test('a 10 MiB POST is echoed back intact (SHA-256 on both sides)', async (t) =>
       await req.send.write(chunk)
     }
     serverHash = hash.digest('hex')
+    serverRecv = req.recv
     await req.send.end()
   })
   const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
@@ -62,6 +64,12 @@ test('a 10 MiB POST is echoed back intact (SHA-256 on both sides)', async (t) =>
   t.is(echoed.length, upload.length)
   t.is(serverHash, sha256(upload), 'server saw the bytes the client sent')
   t.is(sha256(echoed), sha256(upload), 'client got the same bytes back')
+  const audit = serverRecv!.auditStats()
+  t.is(audit.bytesReceived, upload.length)
+  t.is(audit.bytesSent, upload.length)
+  t.is(audit.receivedFin, 'explicit')
+  t.is(audit.sentFin, 'explicit')
+  t.is(audit.receivedResetStreamCode, undefined)
   await client.close()
   await server.close()
 })

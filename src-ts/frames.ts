@@ -1,4 +1,4 @@
-import type { NativeBodyReader, NativeBodyWriter } from './native.js'
+import type { NativeBodyReader, NativeBodyWriter, NativeH3AuditStats } from './native.js'
 import { StreamResetError, TokioQuicheError, callNative, invalidArg } from './errors.js'
 
 /**
@@ -80,6 +80,9 @@ export const OutboundFrame = {
   /** Resets the stream both ways with H3_MESSAGE_ERROR (0x10e). */
   peerStreamError: (): OutboundFrame => ({ type: 'peerStreamError' }),
 }
+
+/** tokio-quiche's per-stream `H3AuditStats`; see `InboundFrameStream.auditStats()`. */
+export type H3AuditStats = NativeH3AuditStats
 
 /** tokio-quiche's `InboundFrame` for a message body. */
 export interface InboundFrame {
@@ -281,6 +284,14 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
   /** Reads the whole body as UTF-8. */
   async text(): Promise<string> {
     return (await this.bytes()).toString('utf8')
+  }
+
+  /**
+   * tokio-quiche's `H3AuditStats` for this stream (both directions): body
+   * bytes each way, FIN kinds, and STOP_SENDING / RESET_STREAM codes sent and received.
+   */
+  auditStats(): H3AuditStats {
+    return this.#native.auditStats()
   }
 
   /** Stops reading; STOP_SENDING if the body has not ended. */

@@ -8,6 +8,7 @@ export type {
   NativeCloseInfo,
   NativeConnectionStats,
   NativeH3Controller,
+  NativeH3AuditStats,
   NativeH3Event,
   NativeHttp3Settings,
   NativeInitialConnection,

@@ -2,6 +2,8 @@
 //! `PathStats`) as a plain JS object.
 
 use napi_derive::napi;
+use tokio_quiche::datagram_socket::StreamClosureKind;
+use tokio_quiche::http3::H3AuditStats;
 use tokio_quiche::quic::QuicConnectionStats;
 
 /// A snapshot of a connection's counters. Counts are packets unless named bytes.
@@ -45,5 +47,51 @@ pub fn connection_stats(s: &QuicConnectionStats) -> NativeConnectionStats {
     pmtu: path.map(|p| p.pmtu as f64),
     delivery_rate: path.map(|p| p.delivery_rate as f64),
     peer_address: path.map(|p| p.peer_addr.to_string()),
+  }
+}
+
+/// tokio-quiche's per-stream `H3AuditStats`. Codes are HTTP/3 error codes;
+/// null where none was sent or received.
+#[napi(object, object_from_js = false)]
+pub struct NativeH3AuditStats {
+  pub stream_id: f64,
+  /// Body bytes sent to the peer.
+  pub bytes_sent: f64,
+  /// Body bytes received from the peer.
+  pub bytes_received: f64,
+  pub sent_stop_sending_code: Option<f64>,
+  pub sent_reset_stream_code: Option<f64>,
+  pub received_stop_sending_code: Option<f64>,
+  pub received_reset_stream_code: Option<f64>,
+  /// How our side ended: `none`, `implicit` (the connection ended it) or `explicit` (FIN).
+  pub sent_fin: String,
+  /// How the peer's side ended, likewise.
+  pub received_fin: String,
+  /// Time the response HEADERS waited for flow control, ms.
+  pub headers_flush_ms: f64,
+}
+
+fn closure(kind: StreamClosureKind) -> String {
+  match kind {
+    StreamClosureKind::None => "none",
+    StreamClosureKind::Implicit => "implicit",
+    StreamClosureKind::Explicit => "explicit",
+  }
+  .to_string()
+}
+
+pub fn audit_stats(s: &H3AuditStats) -> NativeH3AuditStats {
+  let code = |c: i64| (c >= 0).then_some(c as f64);
+  NativeH3AuditStats {
+    stream_id: s.stream_id() as f64,
+    bytes_sent: s.downstream_bytes_sent() as f64,
+    bytes_received: s.downstream_bytes_recvd() as f64,
+    sent_stop_sending_code: code(s.sent_stop_sending_error_code()),
+    sent_reset_stream_code: code(s.sent_reset_stream_error_code()),
+    received_stop_sending_code: code(s.recvd_stop_sending_error_code()),
+    received_reset_stream_code: code(s.recvd_reset_stream_error_code()),
+    sent_fin: closure(s.sent_stream_fin()),
+    received_fin: closure(s.recvd_stream_fin()),
+    headers_flush_ms: s.headers_flush_duration().as_secs_f64() * 1e3,
   }
 }

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::errors::{js_error, napi_failure, ErrorCode, Result};
 use crate::headers::{headers_from_flat, HeaderBlock};
+use crate::stats::{audit_stats, NativeH3AuditStats};
 
 /// Which side of the exchange a writer belongs to; it decides which header
 /// blocks may still be sent.
@@ -253,6 +254,12 @@ impl NativeBodyReader {
       (false, true) => Some(NativeInboundChunk { data: Vec::new().into(), fin: true, reset_code: None }),
       (false, false) => None,
     })
+  }
+
+  /// This stream's `H3AuditStats`, now.
+  #[napi(catch_unwind)]
+  pub fn audit_stats(&self) -> NativeH3AuditStats {
+    audit_stats(&self.stats)
   }
 
   /// Stops reading: before the peer's FIN, tokio-quiche sends STOP_SENDING
