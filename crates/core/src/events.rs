@@ -16,6 +16,7 @@ use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, Ser
 use tokio_quiche::QuicConnection;
 
 use crate::headers::headers_to_flat;
+use crate::stats::error_code as code;
 use crate::stream::{NativeBodyReader, NativeBodyWriter, Role};
 
 /// Why and how a connection ended, from tokio-quiche's audit stats.
@@ -34,10 +35,6 @@ pub struct NativeCloseInfo {
   pub sent_bytes: f64,
   pub recv_bytes: f64,
   pub lost_packets: f64,
-}
-
-fn code(v: i64) -> Option<i64> {
-  (v >= 0).then_some(v)
 }
 
 pub fn close_info(conn: Option<&QuicConnection>) -> NativeCloseInfo {

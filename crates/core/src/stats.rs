@@ -59,10 +59,10 @@ pub struct NativeH3AuditStats {
   pub bytes_sent: f64,
   /// Body bytes received from the peer.
   pub bytes_received: f64,
-  pub sent_stop_sending_code: Option<f64>,
-  pub sent_reset_stream_code: Option<f64>,
-  pub received_stop_sending_code: Option<f64>,
-  pub received_reset_stream_code: Option<f64>,
+  pub sent_stop_sending_code: Option<i64>,
+  pub sent_reset_stream_code: Option<i64>,
+  pub received_stop_sending_code: Option<i64>,
+  pub received_reset_stream_code: Option<i64>,
   /// How our side ended: `none`, `implicit` (the connection ended it) or `explicit` (FIN).
   pub sent_fin: String,
   /// How the peer's side ended, likewise.
@@ -80,8 +80,13 @@ fn closure(kind: StreamClosureKind) -> String {
   .to_string()
 }
 
+/// tokio-quiche's audit stats store "no code" as -1.
+pub fn error_code(v: i64) -> Option<i64> {
+  (v >= 0).then_some(v)
+}
+
 pub fn audit_stats(s: &H3AuditStats) -> NativeH3AuditStats {
-  let code = |c: i64| (c >= 0).then_some(c as f64);
+  let code = error_code;
   NativeH3AuditStats {
     stream_id: s.stream_id() as f64,
     bytes_sent: s.downstream_bytes_sent() as f64,
