@@ -1,0 +1,73 @@
+// serve(): a fetch-style handler (WHATWG Request in, Response out) over HTTP/3.
+import test from 'ava'
+import { createHash } from 'node:crypto'
+import { connect, serve } from 'tokio-quiche'
+import { header, patternBytes, sha256, testIdentity } from './helpers.js'
+
+async function start(handler: Parameters<typeof serve>[1], onError?: (e: unknown) => void) {
+  const id = await testIdentity()
+  const server = await serve(
+    { socket: '127.0.0.1:0', tls: { cert: id.certPath, privateKey: id.keyPath }, ...(onError ? { onError } : {}) },
+    handler,
+  )
+  const client = await connect(server.address, { serverName: 'localhost', ca: id.cert })
+  return { server, client }
+}
+
+test('GET: the handler sees method, URL, headers and the client address; its Response comes back', async (t) => {
+  const seen: string[] = []
+  const { server, client } = await start((request, info) => {
+    seen.push(`${request.method} ${request.url} ${request.headers.get('x-hello')} ${info.remoteAddress === client.localAddress}`)
+    return new Response(`hello ${new URL(request.url).pathname}`, { headers: { 'x-served-by': 'serve', connection: 'close' } })
+  })
+  t.teardown(() => server.close())
+  const res = await client.request({ path: '/path?q=1', headers: { 'x-hello': 'world' } })
+  t.is(res.status, 200)
+  t.is(header(res.headers, 'x-served-by'), 'serve')
+  t.is(header(res.headers, 'connection'), undefined, 'hop-by-hop fields are dropped')
+  t.is(header(res.headers, 'content-type'), 'text/plain;charset=UTF-8')
+  t.is(await res.body.text(), 'hello /path')
+  t.deepEqual(seen, ['GET https://localhost/path?q=1 world true'])
+  await client.close()
+})
+
+test('POST: a 4 MiB request body streams through new Response(request.body)', async (t) => {
+  const { server, client } = await start((request) => new Response(request.body, { status: 201 }))
+  t.teardown(() => server.close())
+  const upload = patternBytes(4 * 1024 * 1024, 9)
+  const res = await client.request({ method: 'POST', path: '/echo', body: upload })
+  t.is(res.status, 201)
+  t.is(sha256(await res.body.bytes()), sha256(upload))
+  await client.close()
+})
+
+test('Response.json, HEAD without a body, and a throwing handler answered with 500', async (t) => {
+  const errors: unknown[] = []
+  const { server, client } = await start(async (request) => {
+    const path = new URL(request.url).pathname
+    if (path === '/boom') throw new Error('handler exploded')
+    if (path === '/json') return Response.json({ ok: true, digest: createHash('sha256').update('x').digest('hex').slice(0, 8) })
+    return new Response('this body is not sent for HEAD', { headers: { 'x-len': '30' } })
+  }, (e) => errors.push(e))
+  t.teardown(() => server.close())
+  const json = await client.request({ path: '/json' })
+  t.deepEqual(JSON.parse(await json.body.text()), { ok: true, digest: '2d711642' })
+  t.is(header(json.headers, 'content-type'), 'application/json')
+  const head = await client.request({ method: 'HEAD', path: '/' })
+  t.is(head.status, 200)
+  t.is((await head.body.bytes()).length, 0)
+  const boom = await client.request({ path: '/boom' })
+  t.is(boom.status, 500)
+  t.is((errors[0] as Error).message, 'handler exploded')
+  await client.close()
+})
+
+test('aborting the signal closes the server', async (t) => {
+  const id = await testIdentity()
+  const controller = new AbortController()
+  const server = await serve({ socket: '127.0.0.1:0', tls: { cert: id.certPath, privateKey: id.keyPath }, signal: controller.signal }, () => new Response('x'))
+  controller.abort()
+  await server.finished
+  const err = await t.throwsAsync(connect(server.address, { serverName: 'localhost', ca: id.cert, settings: { handshakeTimeoutMs: 500 } }))
+  t.is((err as { code?: string }).code, 'ERR_CONNECT')
+})

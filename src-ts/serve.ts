@@ -1,0 +1,147 @@
+import { invalidArg } from './errors.js'
+import type { IncomingHeadersEvent, ServerH3Event } from './events.js'
+import type { Header, InboundFrameStream, OutboundFrameSender } from './frames.js'
+import { ConnectionParams, type TlsCertificatePaths } from './params.js'
+import { type ListenSocket, type QuicListener, ServerH3Driver, listen } from './server.js'
+import type { Http3SettingsInit, QuicSettings } from './settings.js'
+
+/** What a {@link serve} handler learns besides the request. */
+export interface RequestInfo {
+  /** `ip:port` of the client. */
+  remoteAddress: string
+  streamId: number
+  /** The request arrived in 0-RTT data (it may be a replay). */
+  isInEarlyData: boolean
+}
+
+/** A fetch-style handler: a WHATWG `Request` in, a `Response` out. */
+export type FetchHandler = (request: Request, info: RequestInfo) => Response | Promise<Response>
+
+export interface ServeOptions {
+  /** Where to listen. Default `{ host: '0.0.0.0', port: 443 }`. */
+  socket?: ListenSocket
+  tls: TlsCertificatePaths
+  settings?: QuicSettings
+  http3?: Http3SettingsInit
+  /** Aborting it closes the server. */
+  signal?: AbortSignal
+  /** Called with errors a handler threw (the client got a 500 or a reset). Default: `console.error`. */
+  onError?: (error: unknown, request: Request) => void
+}
+
+/** A running {@link serve} server. */
+export interface Server extends AsyncDisposable {
+  /** The bound `ip:port`. */
+  readonly address: string
+  readonly port: number
+  /** Resolves once the server has closed and its connections have ended. */
+  readonly finished: Promise<void>
+  /** Stops accepting and closes every connection (H3_NO_ERROR). */
+  close(): Promise<void>
+}
+
+/** HTTP/1.1 hop-by-hop fields a Response may carry but HTTP/3 forbids (RFC 9114 §4.2). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
+
+function toRequest(event: IncomingHeadersEvent): Request {
+  const pseudo = new Map<string, string>()
+  const headers = new Headers()
+  for (const [name, value] of event.headers) {
+    if (name.startsWith(':')) pseudo.set(name, value)
+    else headers.append(name, value)
+  }
+  const method = pseudo.get(':method') ?? 'GET'
+  const url = `${pseudo.get(':scheme') ?? 'https'}://${pseudo.get(':authority') ?? headers.get('host') ?? 'localhost'}${pseudo.get(':path') ?? '/'}`
+  const hasBody = !event.readFin && method !== 'GET' && method !== 'HEAD'
+  return new Request(url, {
+    method,
+    headers,
+    ...(hasBody ? { body: bodyStream(event.recv), duplex: 'half' } : {}),
+  } as RequestInit)
+}
+
+/** The request body as a pull-based stream: nothing is read until the handler reads. */
+function bodyStream(recv: InboundFrameStream): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const frame = await recv.recv()
+      if (frame && frame.data.length > 0) controller.enqueue(frame.data)
+      if (!frame || frame.fin) controller.close()
+    },
+    cancel() {
+      recv.close()
+    },
+  })
+}
+
+async function writeResponse(send: OutboundFrameSender, response: Response, method: string): Promise<void> {
+  const headers: Header[] = [[':status', String(response.status)]]
+  response.headers.forEach((value, name) => {
+    if (!HOP_BY_HOP.has(name)) headers.push([name, value])
+  })
+  await send.sendHeaders(headers)
+  if (response.body && method !== 'HEAD') {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) await send.write(chunk)
+  }
+  await send.end()
+}
+
+async function handle(event: Extract<ServerH3Event, { type: 'headers' }>, info: RequestInfo, handler: FetchHandler, onError: (e: unknown, r: Request) => void): Promise<void> {
+  let request: Request
+  try {
+    request = toRequest(event)
+  } catch {
+    // Headers a WHATWG Request refuses (e.g. an invalid URL): answer 400.
+    await writeResponse(event.send, new Response(null, { status: 400 }), 'GET').catch(() => event.send.close())
+    return
+  }
+  let response: Response
+  try {
+    response = await handler(request, info)
+    if (!(response instanceof Response)) throw new TypeError('the handler did not return a Response')
+  } catch (err) {
+    onError(err, request)
+    response = new Response(null, { status: 500 })
+  }
+  try {
+    await writeResponse(event.send, response, request.method)
+  } catch (err) {
+    // The body failed midway (or the peer went away): reset rather than end it cleanly.
+    onError(err, request)
+    event.send.close()
+  }
+}
+
+/**
+ * An HTTP/3 server with a fetch-style handler, on top of `listen()` and
+ * `ServerH3Driver`: each request becomes a WHATWG `Request` (its body a
+ * pull-based `ReadableStream`), and the returned `Response` is streamed back.
+ */
+export async function serve(options: ServeOptions, handler: FetchHandler): Promise<Server> {
+  if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected { tls, socket?, ... }')
+  if (typeof handler !== 'function') throw invalidArg('handler', 'expected a function (request) => Response')
+  const params = ConnectionParams.newServer({ tls: options.tls, ...(options.settings ? { settings: options.settings } : {}) })
+  const [listener] = (await listen([options.socket ?? { host: '0.0.0.0', port: 443 }], params)) as [QuicListener]
+  const onError = options.onError ?? ((err: unknown) => console.error('tokio-quiche serve(): handler failed:', err))
+
+  const finished = (async () => {
+    for await (const conn of listener) {
+      const { driver, controller } = ServerH3Driver.new(options.http3)
+      const { peerAddress } = conn.start(driver)
+      void (async () => {
+        for await (const event of controller) {
+          if (event.type !== 'headers') continue
+          void handle(event, { remoteAddress: peerAddress, streamId: event.streamId, isInEarlyData: event.isInEarlyData }, handler, onError)
+        }
+      })()
+    }
+  })()
+
+  const close = async () => {
+    await listener.close()
+    await finished
+  }
+  if (options.signal?.aborted) void close()
+  else options.signal?.addEventListener('abort', () => void close(), { once: true })
+  return { address: listener.localAddress, port: listener.port, finished, close, [Symbol.asyncDispose]: close }
+}
