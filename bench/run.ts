@@ -5,7 +5,8 @@
 // load`), alternating subjects run by run:
 //   N  a native Rust tokio-quiche server (crates/bench, `tq-bench server`)
 //   P  this package's Node server through the controller API (bench/server.ts)
-// Reports medians, spread, server CPU per unit of work and the ratio P/N, into
+//   S  the same through serve() (WHATWG Request/Response)
+// Reports medians, spread, server CPU per unit of work and the ratios P/N and S/N, into
 // bench/results/<time>.json and docs/benchmarks.md.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -79,11 +80,17 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
-async function startSubject(subject: 'N' | 'P', cert: string, key: string): Promise<{ child: ChildProcess; address: string }> {
+type Subject = 'N' | 'P' | 'S'
+const SUBJECTS: Subject[] = ['N', 'P', 'S']
+
+async function startSubject(subject: Subject, cert: string, key: string): Promise<{ child: ChildProcess; address: string }> {
   const child =
     subject === 'N'
       ? spawn(TQ_BENCH, ['server', '127.0.0.1:0', cert, key], { stdio: ['ignore', 'pipe', 'inherit'] })
-      : spawn(process.execPath, ['--import=tsx', join(__dirname, 'server.ts'), '127.0.0.1:0', cert, key], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn(process.execPath, ['--import=tsx', join(__dirname, 'server.ts'), '127.0.0.1:0', cert, key, subject === 'P' ? 'controller' : 'serve'], {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'inherit'],
+        })
   const address = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => line.startsWith('listening ') && resolve(line.slice(10)))
     child.on('exit', (code) => reject(new Error(`subject ${subject} exited with ${code}`)))
@@ -107,11 +114,11 @@ async function main(): Promise<void> {
     sh('cargo', ['build', '--release', '-p', 'tq-bench', '--target', host])
   }
   const id = await writeSelfSignedCertificate(['localhost', '127.0.0.1'])
-  const results: Record<string, Record<'N' | 'P', Run[]>> = {}
+  const results: Record<string, Record<Subject, Run[]>> = {}
   for (const s of chosen) {
-    results[s.name] = { N: [], P: [] }
+    results[s.name] = { N: [], P: [], S: [] }
     for (let i = 0; i < runs; i++) {
-      for (const subject of ['N', 'P'] as const) {
+      for (const subject of SUBJECTS) {
         // A fresh server per run: no state carried between runs.
         const { child, address } = await startSubject(subject, id.certPath, id.keyPath)
         const cpu0 = cpuSeconds(child.pid!)
@@ -126,7 +133,7 @@ async function main(): Promise<void> {
   report(results)
 }
 
-function report(results: Record<string, Record<'N' | 'P', Run[]>>): void {
+function report(results: Record<string, Record<Subject, Run[]>>): void {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Linux ${release()}, Node ${process.version}`
   mkdirSync(join(__dirname, 'results'), { recursive: true })
@@ -135,7 +142,7 @@ function report(results: Record<string, Record<'N' | 'P', Run[]>>): void {
   const rows: string[] = []
   for (const s of chosen) {
     const bySubject = results[s.name]!
-    const line = (subject: 'N' | 'P') => {
+    const line = (subject: Subject) => {
       const rs = bySubject[subject]
       const main = rs.map((r) => r[s.unit])
       const perUnit = rs.map((r) => (s.unit === 'rps' ? (r.server_cpu_s / r.requests) * 1e6 : r.server_cpu_s / (r.bytes / 1e9)))
@@ -150,14 +157,16 @@ function report(results: Record<string, Record<'N' | 'P', Run[]>>): void {
     }
     const n = line('N')
     const p = line('P')
+    const sv = line('S')
     const unit = s.unit === 'rps' ? 'req/s' : 'Mbit/s'
     const cpuUnit = s.unit === 'rps' ? 'µs/req' : 's/GB'
-    for (const [name, l] of [['N (native tokio-quiche)', n], ['P (this package)', p]] as const) {
+    for (const [name, l] of [['N (native tokio-quiche)', n], ['P (this package, controller API)', p], ['S (this package, serve())', sv]] as const) {
       rows.push(
         `| ${s.name} | ${name} | ${l.median.toFixed(0)} ${unit} | ${l.spread} | ${l.cpu.toFixed(s.unit === 'rps' ? 1 : 2)} ${cpuUnit} | ${l.p50} / ${l.p99} µs | ${(l.clientCpu * 100).toFixed(0)} % |`,
       )
     }
     rows.push(`| ${s.name} | **P/N** | **${(p.median / n.median).toFixed(2)}** | | ${(p.cpu / n.cpu).toFixed(2)}× CPU | | |`)
+    rows.push(`| ${s.name} | **S/N** | **${(sv.median / n.median).toFixed(2)}** | | ${(sv.cpu / n.cpu).toFixed(2)}× CPU | | |`)
   }
   const md = `# Benchmarks
 
