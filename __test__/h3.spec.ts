@@ -2,7 +2,7 @@
 // client in this process, certificates verified.
 import test from 'ava'
 import { createHash } from 'node:crypto'
-import { OutboundFrame, StreamResetError, connect } from 'tokio-quiche'
+import { OutboundFrame, type ServerH3Event, StreamResetError, connect } from 'tokio-quiche'
 import { header, patternBytes, sha256, sleep, startServer } from './helpers.js'
 
 test('100 concurrent GETs on one connection each get their own body', async (t) => {
@@ -194,6 +194,39 @@ test('sendGoaway(): the in-flight request still completes and the client sees a 
   // the first one not processed, yet stream 0 is answered, as the line above shows.
   t.is(await goAway, 0)
   await client.close()
+})
+
+test('the core events arrive: settings, headers, bodyBytesReceived adding up to the body, streamClosed', async (t) => {
+  const events: ServerH3Event[] = []
+  let done!: () => void
+  const streamClosed = new Promise<void>((r) => (done = r))
+  const server = await startServer(
+    async (req) => {
+      await req.recv.bytes()
+      await req.send.sendHeaders([[':status', '204']])
+      await req.send.end()
+    },
+    {
+      onEvent: (e) => {
+        events.push(e)
+        if (e.type === 'streamClosed') done()
+      },
+    },
+  )
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  t.teardown(() => client.close())
+  const body = patternBytes(300 * 1024, 5)
+  t.is((await client.request({ method: 'POST', body })).status, 204)
+  await streamClosed
+  const settings = events.find((e) => e.type === 'settings')
+  t.truthy(settings, 'the client SETTINGS arrived')
+  t.true((settings as { settings: [bigint, bigint][] }).settings.length > 0)
+  const bodyEvents = events.filter((e) => e.type === 'bodyBytesReceived') as { numBytes: number; fin: boolean; streamId: number }[]
+  t.is(bodyEvents.reduce((n, e) => n + e.numBytes, 0), body.length, 'bodyBytesReceived adds up to the body')
+  t.true(bodyEvents.at(-1)!.fin)
+  const order = events.map((e) => e.type).filter((type) => type !== 'bodyBytesReceived')
+  t.deepEqual(order.slice(order.indexOf('headers')), ['headers', 'streamClosed'])
 })
 
 test('close() ends the peer: its controller reports the application code and reason', async (t) => {
