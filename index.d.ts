@@ -52,6 +52,27 @@ export declare class NativeBodyWriter {
   get isClosed(): boolean
 }
 
+export declare class NativeDatagramFlow {
+  get flowId(): number
+  /**
+   * Queues one datagram (copied now); a promise when the driver's datagram
+   * channel is full.
+   */
+  send(data: Uint8Array): Promise<boolean> | null
+  /**
+   * `OutboundFrame::FlowShutdown`: closes the request stream `stream_id`
+   * both ways with H3_NO_ERROR and forgets the flow.
+   */
+  shutdown(streamId: number): Promise<boolean> | null
+  /**
+   * The next datagrams (up to 64 already queued), or `null` once the flow
+   * ended (its stream closed, the connection closed, or `close()`).
+   */
+  read(): Promise<Array<Buffer> | null>
+  /** Stops receiving; later datagrams on this flow are dropped. */
+  close(): void
+}
+
 export declare class NativeH3Controller {
   /**
    * Starts delivering events, in batches, to `callback`; the last batch holds
@@ -200,6 +221,8 @@ export interface NativeH3Event {
   headers?: Array<string>
   send?: NativeBodyWriter
   recv?: NativeBodyReader
+  /** The DATAGRAM flow of a `newFlow` event. */
+  flow?: NativeDatagramFlow
   readFin?: boolean
   /** Raw RFC 9218 priority field value from PRIORITY_UPDATE (server only). */
   priority?: string
@@ -233,6 +256,11 @@ export interface NativeInboundChunk {
   fin: boolean
   /** The peer reset the stream with this HTTP/3 error code; no more reads. */
   resetCode?: number
+  /**
+   * This side stopped reading with STOP_SENDING and this code
+   * (`shutdownStream`, a flow shutdown); no more reads.
+   */
+  stopCode?: number
 }
 
 /** The subset of tokio-quiche's `QuicSettings` reachable from JS. */

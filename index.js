@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeBodyReader = nativeBinding.NativeBodyReader
 module.exports.NativeBodyWriter = nativeBinding.NativeBodyWriter
+module.exports.NativeDatagramFlow = nativeBinding.NativeDatagramFlow
 module.exports.NativeH3Controller = nativeBinding.NativeH3Controller
 module.exports.NativeInitialConnection = nativeBinding.NativeInitialConnection
 module.exports.NativeQuicListener = nativeBinding.NativeQuicListener

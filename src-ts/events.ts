@@ -1,5 +1,6 @@
 import type { NativeCloseInfo, NativeH3Event } from './native.js'
 import { type Header, InboundFrameStream, OutboundFrameSender, pairHeaders } from './frames.js'
+import { DatagramFlow } from './flows.js'
 
 /** `IncomingH3Headers`: a request (server) or response (client) arrived. */
 export interface IncomingHeadersEvent {
@@ -17,7 +18,12 @@ export interface IncomingHeadersEvent {
 /** The events both drivers emit (tokio-quiche's `H3Event`). */
 export type H3Event =
   | { type: 'settings'; settings: [id: bigint, value: bigint][] }
-  | { type: 'newFlow'; flowId: number }
+  | {
+      /** An HTTP/3 DATAGRAM flow began: a CONNECT request for one, or a datagram for a new flow id. Arrives before that request's `headers`. */
+      type: 'newFlow'
+      flowId: number
+      flow: DatagramFlow
+    }
   | { type: 'resetStream'; streamId: number }
   | { type: 'connectionError'; error: string }
   | { type: 'connectionShutdown'; error?: string }
@@ -91,7 +97,7 @@ export function toEvent(raw: NativeH3Event): ServerH3Event | ClientH3Event | und
     case 'settings':
       return { type: 'settings', settings: pairs(raw.settings ?? []) }
     case 'newFlow':
-      return { type: 'newFlow', flowId: raw.id ?? 0 }
+      return { type: 'newFlow', flowId: raw.id ?? 0, flow: new DatagramFlow(raw.flow!) }
     case 'resetStream':
       return { type: 'resetStream', streamId }
     case 'connectionError':

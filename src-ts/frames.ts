@@ -257,6 +257,13 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
       this.#ended = true
       throw new StreamResetError(this.streamId, chunk.resetCode)
     }
+    if (chunk.stopCode !== undefined && chunk.stopCode !== null) {
+      this.#ended = true
+      throw new TokioQuicheError(
+        'ERR_STREAM_CLOSED',
+        `stream ${this.streamId}: reading was stopped locally with STOP_SENDING 0x${chunk.stopCode.toString(16)} (shutdownStream or a flow shutdown)`,
+      )
+    }
     if (chunk.fin) this.#ended = true
     return { type: 'body', data: chunk.data, fin: chunk.fin }
   }

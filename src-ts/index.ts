@@ -13,6 +13,7 @@ export type { BodyInit, ClientResponse, ConnectOptions, NewClientRequest, Reques
 export { H3Controller, H3_NO_ERROR } from './controller.js'
 export type { CloseOptions, ConnectionStats, StreamShutdownOptions } from './controller.js'
 export type { ClientH3Event, CloseInfo, H3Event, IncomingHeadersEvent, ServerH3Event } from './events.js'
+export { DatagramFlow } from './flows.js'
 export { OutboundFrame, OutboundFrameSender, InboundFrameStream } from './frames.js'
 export type { H3AuditStats, Header, HeadersInit, InboundFrame, Priority } from './frames.js'
 export { ConnectionParams } from './params.js'

@@ -7,6 +7,7 @@ export type {
   NativeBodyWriter,
   NativeCloseInfo,
   NativeConnectionStats,
+  NativeDatagramFlow,
   NativeH3Controller,
   NativeH3AuditStats,
   NativeH3Event,

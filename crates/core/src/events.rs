@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, ServerH3Event};
 use tokio_quiche::QuicConnection;
 
+use crate::flow::NativeDatagramFlow;
 use crate::headers::headers_to_flat;
 use crate::stats::error_code as code;
 use crate::stream::{NativeBodyReader, NativeBodyWriter, Role};
@@ -74,6 +75,8 @@ pub struct NativeH3Event {
   pub headers: Option<Vec<String>>,
   pub send: Option<NativeBodyWriter>,
   pub recv: Option<NativeBodyReader>,
+  /// The DATAGRAM flow of a `newFlow` event.
+  pub flow: Option<NativeDatagramFlow>,
   pub read_fin: Option<bool>,
   /// Raw RFC 9218 priority field value from PRIORITY_UPDATE (server only).
   pub priority: Option<String>,
@@ -114,7 +117,11 @@ pub fn core_event(ev: H3Event, role: Role) -> NativeH3Event {
       ..event("settings")
     },
     H3Event::IncomingHeaders(h) => headers_event(h, role),
-    H3Event::NewFlow { flow_id, .. } => NativeH3Event { id: Some(flow_id as f64), ..event("newFlow") },
+    H3Event::NewFlow { flow_id, send, recv } => NativeH3Event {
+      id: Some(flow_id as f64),
+      flow: Some(NativeDatagramFlow::new(flow_id, send, recv)),
+      ..event("newFlow")
+    },
     H3Event::ResetStream { stream_id } => NativeH3Event { stream_id: Some(stream_id as i64), ..event("resetStream") },
     H3Event::ConnectionError(e) => NativeH3Event { error: Some(e.to_string()), ..event("connectionError") },
     H3Event::ConnectionShutdown(e) => NativeH3Event {

@@ -10,6 +10,7 @@ mod client;
 mod controller;
 mod errors;
 mod events;
+mod flow;
 mod headers;
 mod metrics;
 mod runtime;

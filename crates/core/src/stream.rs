@@ -35,6 +35,29 @@ pub enum Role {
   Client,
 }
 
+/// What became of a frame offered to one of the driver's bounded channels.
+pub enum Offer<'env> {
+  /// The channel took it without waiting.
+  Taken,
+  /// The channel is full: the promise resolves to "accepted?" once it has room.
+  Pending(PromiseRaw<'env, bool>),
+  /// The driver dropped its end.
+  Closed,
+}
+
+/// Offers `frame` without blocking the JS thread; waits on the runtime only
+/// when the channel is full. This is the JS writer's back-pressure.
+pub fn offer<'env>(env: &'env Env, sender: &Sender<OutboundFrame>, frame: OutboundFrame) -> Result<Offer<'env>> {
+  Ok(match sender.try_send(frame) {
+    Ok(()) => Offer::Taken,
+    Err(TrySendError::Full(frame)) => {
+      let sender = sender.clone();
+      Offer::Pending(env.spawn_future(async move { Ok(sender.send(frame).await.is_ok()) }).map_err(napi_failure)?)
+    },
+    Err(TrySendError::Closed(_)) => Offer::Closed,
+  })
+}
+
 /// The write half of a stream, handed to JS as `OutboundFrameSender`.
 #[napi]
 pub struct NativeBodyWriter {
@@ -67,13 +90,10 @@ impl NativeBodyWriter {
     let Some(sender) = slot.as_ref() else {
       return Err(js_error(ErrorCode::Closed, format!("stream {}: the sender was closed", self.stream_id)));
     };
-    let pending = match sender.try_send(frame) {
-      Ok(()) => None,
-      Err(TrySendError::Full(frame)) => {
-        let sender = sender.clone();
-        Some(env.spawn_future(async move { Ok(sender.send(frame).await.is_ok()) }).map_err(napi_failure)?)
-      },
-      Err(TrySendError::Closed(_)) => {
+    let pending = match offer(env, sender, frame)? {
+      Offer::Taken => None,
+      Offer::Pending(promise) => Some(promise),
+      Offer::Closed => {
         *slot = None;
         return Err(js_error(
           ErrorCode::StreamClosed,
@@ -174,6 +194,9 @@ pub struct NativeInboundChunk {
   pub fin: bool,
   /// The peer reset the stream with this HTTP/3 error code; no more reads.
   pub reset_code: Option<i64>,
+  /// This side stopped reading with STOP_SENDING and this code
+  /// (`shutdownStream`, a flow shutdown); no more reads.
+  pub stop_code: Option<i64>,
 }
 
 /// The read half of a stream, handed to JS as `InboundFrameStream`.
@@ -239,21 +262,24 @@ impl NativeBodyReader {
       if fin {
         guard.take();
       }
-      return Ok(Some(NativeInboundChunk { data: data.into(), fin, reset_code: None }));
+      return Ok(Some(NativeInboundChunk { data: data.into(), fin, reset_code: None, stop_code: None }));
     }
     guard.take();
     if self.cancel.is_cancelled() {
       return Ok(None);
     }
     // The channel ended without a FIN frame: the audit stats say why.
-    let reset = self.stats.recvd_reset_stream_error_code();
+    let code = |c: i64| (c >= 0).then_some(c);
+    let reset_code = code(self.stats.recvd_reset_stream_error_code());
+    let stop_code = code(self.stats.sent_stop_sending_error_code());
     // `Implicit` is what the driver records for streams open when it shuts down.
-    let fin_seen = matches!(self.stats.recvd_stream_fin(), tokio_quiche::datagram_socket::StreamClosureKind::Explicit);
-    Ok(match (reset >= 0, fin_seen) {
-      (true, _) => Some(NativeInboundChunk { data: Vec::new().into(), fin: false, reset_code: Some(reset) }),
-      (false, true) => Some(NativeInboundChunk { data: Vec::new().into(), fin: true, reset_code: None }),
-      (false, false) => None,
-    })
+    let fin = matches!(self.stats.recvd_stream_fin(), tokio_quiche::datagram_socket::StreamClosureKind::Explicit);
+    Ok((reset_code.is_some() || stop_code.is_some() || fin).then(|| NativeInboundChunk {
+      data: Vec::new().into(),
+      fin: fin && reset_code.is_none() && stop_code.is_none(),
+      reset_code,
+      stop_code,
+    }))
   }
 
   /// This stream's `H3AuditStats`, now.
