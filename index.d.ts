@@ -138,8 +138,8 @@ export declare function connect(options: NativeConnectOptions): Promise<NativeH3
 /** Generates a self-signed ECDSA P-256 certificate for `names`. */
 export declare function generateSelfSigned(names: Array<string>): NativeSelfSigned
 
-/** Binds one UDP socket per address and starts tokio-quiche's listener on each. */
-export declare function listen(addresses: Array<string>, params: NativeServerParams): Promise<Array<NativeQuicListener>>
+/** Binds one UDP socket per entry and starts tokio-quiche's listener on each. */
+export declare function listen(sockets: Array<NativeListenSocket>, params: NativeServerParams): Promise<Array<NativeQuicListener>>
 
 /** Why and how a connection ended, from tokio-quiche's audit stats. */
 export interface NativeCloseInfo {
@@ -261,6 +261,17 @@ export interface NativeInboundChunk {
    * (`shutdownStream`, a flow shutdown); no more reads.
    */
   stopCode?: number
+}
+
+/** One socket `listen()` binds. */
+export interface NativeListenSocket {
+  address: string
+  /**
+   * SO_REUSEPORT: other sockets (in this or other processes of the same
+   * user, e.g. `cluster` workers) may bind the same port, and the kernel
+   * spreads incoming flows over them by address hash.
+   */
+  reusePort: boolean
 }
 
 /** The subset of tokio-quiche's `QuicSettings` reachable from JS. */

@@ -41,6 +41,14 @@ test('listen: a port in use is ERR_LISTEN', async (t) => {
   t.teardown(() => first!.close())
   const err = await t.throwsAsync(listen([first!.localAddress], await params()))
   expectCode(t, err, 'ERR_LISTEN', /^sockets\[0\]\.address: cannot bind 127\.0\.0\.1:\d+: .*in use/i)
+  // reusePort only shares a port among sockets that all set it.
+  const shared = await t.throwsAsync(listen([{ address: first!.localAddress, reusePort: true }], await params()))
+  expectCode(t, shared, 'ERR_LISTEN', /in use/i)
+  const [a] = await listen([{ address: '127.0.0.1:0', reusePort: true }], await params())
+  const [b] = await listen([{ address: a!.localAddress, reusePort: true }], await params())
+  t.is(b!.localAddress, a!.localAddress)
+  await Promise.all([a!.close(), b!.close()])
+  expectCode(t, await t.throwsAsync(listen([{ port: 0, reusePort: 1 as never }], await params())), 'ERR_INVALID_ARG', /^sockets\[0\]\.reusePort: expected a boolean/)
 })
 
 test('listen: a missing certificate file', async (t) => {

@@ -5,23 +5,30 @@ import { type ServerH3Event, toEvent } from './events.js'
 import { ConnectionParams } from './params.js'
 import { type Http3Settings, type Http3SettingsInit, http3SettingsToNative } from './settings.js'
 
-/** A socket to listen on: `'127.0.0.1:4433'`, `{ address: '[::1]:4433' }` or `{ host, port }`. */
-export type ListenSocket = string | { address: string } | { host?: string; port: number }
+/**
+ * A socket to listen on: `'127.0.0.1:4433'`, `{ address: '[::1]:4433' }` or
+ * `{ host, port }`. `reusePort: true` sets SO_REUSEPORT, so several sockets
+ * (e.g. one per `node:cluster` worker) share the port and the kernel spreads
+ * clients over them by address; every one of them must set it.
+ */
+export type ListenSocket = string | ({ address: string } | { host?: string; port: number }) & { reusePort?: boolean }
 
-function socketAddress(socket: ListenSocket, index: number): string {
+function listenSocket(socket: ListenSocket, index: number): { address: string; reusePort: boolean } {
   const field = `sockets[${index}]`
-  if (typeof socket === 'string') return socket
+  if (typeof socket === 'string') return { address: socket, reusePort: false }
   if (socket === null || typeof socket !== 'object') throw invalidArg(field, 'expected an address string or { host, port }')
+  const { reusePort = false } = socket
+  if (typeof reusePort !== 'boolean') throw invalidArg(`${field}.reusePort`, 'expected a boolean')
   if ('address' in socket) {
     if (typeof socket.address !== 'string') throw invalidArg(`${field}.address`, 'expected a host:port string')
-    return socket.address
+    return { address: socket.address, reusePort }
   }
   const { host = '0.0.0.0', port } = socket
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw invalidArg(`${field}.port`, `expected an integer from 0 to 65535, got ${String(port)}`)
   }
   if (typeof host !== 'string' || host.length === 0) throw invalidArg(`${field}.host`, 'expected a host name or IP address')
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+  return { address: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, reusePort }
 }
 
 /**
@@ -31,9 +38,8 @@ function socketAddress(socket: ListenSocket, index: number): string {
 export async function listen(sockets: readonly ListenSocket[], params: ConnectionParams): Promise<QuicListener[]> {
   if (!Array.isArray(sockets) || sockets.length === 0) throw invalidArg('sockets', 'expected a non-empty array')
   if (!(params instanceof ConnectionParams)) throw invalidArg('params', 'expected ConnectionParams.newServer(...)')
-  const addresses = sockets.map(socketAddress)
   const listeners = await awaitNative(
-    native.listen(addresses, { certPath: params.tls.cert, keyPath: params.tls.privateKey, settings: params.settings }),
+    native.listen(sockets.map(listenSocket), { certPath: params.tls.cert, keyPath: params.tls.privateKey, settings: params.settings }),
   )
   return listeners.map((l) => new QuicListener(l))
 }

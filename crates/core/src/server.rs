@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::StreamExt;
 use napi_derive::napi;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio_quiche::http3::driver::ServerH3Driver;
 use tokio_quiche::metrics::DefaultMetrics;
@@ -34,27 +35,45 @@ pub struct NativeQuicListener {
   accept: Arc<tokio::sync::Mutex<Option<QuicConnectionStream<DefaultMetrics>>>>,
   cancel: CancellationToken,
   local_addr: SocketAddr,
+  reuse_port: bool,
 }
 
-async fn bind(address: &str, index: usize) -> Result<UdpSocket> {
+/// One socket `listen()` binds.
+#[napi(object)]
+pub struct NativeListenSocket {
+  pub address: String,
+  /// SO_REUSEPORT: other sockets (in this or other processes of the same
+  /// user, e.g. `cluster` workers) may bind the same port, and the kernel
+  /// spreads incoming flows over them by address hash.
+  pub reuse_port: bool,
+}
+
+async fn bind(socket: &NativeListenSocket, index: usize) -> Result<UdpSocket> {
   let field = format!("sockets[{index}].address");
-  let addr = resolve(address, &field).await?;
-  UdpSocket::bind(addr)
-    .await
-    .map_err(|e| js_error(ErrorCode::Listen, format!("{field}: cannot bind {addr}: {e}")))
+  let addr = resolve(&socket.address, &field).await?;
+  let bound = (|| {
+    let raw = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if socket.reuse_port {
+      raw.set_reuse_port(true)?;
+    }
+    raw.set_nonblocking(true)?;
+    raw.bind(&addr.into())?;
+    UdpSocket::from_std(raw.into())
+  })();
+  bound.map_err(|e| js_error(ErrorCode::Listen, format!("{field}: cannot bind {addr}: {e}")))
 }
 
-/// Binds one UDP socket per address and starts tokio-quiche's listener on each.
+/// Binds one UDP socket per entry and starts tokio-quiche's listener on each.
 #[napi]
-pub async fn listen(addresses: Vec<String>, params: NativeServerParams) -> napi::Result<Vec<NativeQuicListener>> {
-  start_listeners(addresses, params).await.map_err(for_promise)
+pub async fn listen(sockets: Vec<NativeListenSocket>, params: NativeServerParams) -> napi::Result<Vec<NativeQuicListener>> {
+  start_listeners(sockets, params).await.map_err(for_promise)
 }
 
-async fn start_listeners(addresses: Vec<String>, params: NativeServerParams) -> Result<Vec<NativeQuicListener>> {
+async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServerParams) -> Result<Vec<NativeQuicListener>> {
   check_server_identity(&params.cert_path, &params.key_path)?;
-  let mut sockets = Vec::with_capacity(addresses.len());
-  for (index, address) in addresses.iter().enumerate() {
-    sockets.push(bind(address, index).await?);
+  let mut sockets = Vec::with_capacity(requested.len());
+  for (index, socket) in requested.iter().enumerate() {
+    sockets.push(bind(socket, index).await?);
   }
   let local_addrs = sockets
     .iter()
@@ -70,10 +89,12 @@ async fn start_listeners(addresses: Vec<String>, params: NativeServerParams) -> 
   Ok(streams
     .into_iter()
     .zip(local_addrs)
-    .map(|(stream, local_addr)| NativeQuicListener {
+    .zip(requested)
+    .map(|((stream, local_addr), socket)| NativeQuicListener {
       accept: Arc::new(tokio::sync::Mutex::new(Some(stream))),
       cancel: CancellationToken::new(),
       local_addr,
+      reuse_port: socket.reuse_port,
     })
     .collect())
 }
@@ -111,9 +132,10 @@ impl NativeQuicListener {
     self.cancel.cancel();
     let accept = self.accept.clone();
     let local_addr = self.local_addr;
+    let reuse_port = self.reuse_port;
     napi::bindgen_prelude::spawn(async move {
       drop(accept.lock().await.take());
-      wake_listener(local_addr).await;
+      wake_listener(local_addr, reuse_port).await;
     });
   }
 
@@ -125,15 +147,20 @@ impl NativeQuicListener {
 
 /// tokio-quiche's listener task notices a dropped accept stream only when a
 /// packet wakes it (cloudflare/quiche#2760), and until then keeps the port
-/// bound; one junk datagram from loopback wakes it so it can exit.
-async fn wake_listener(addr: SocketAddr) {
+/// bound; a junk datagram from loopback wakes it so it can exit. With
+/// SO_REUSEPORT the kernel picks the receiving socket by source address, so
+/// several source ports make missing this one vanishingly unlikely
+/// (under 1e-4 with 4 sockets on the port); the others drop the junk.
+async fn wake_listener(addr: SocketAddr, reuse_port: bool) {
   let target = match addr.ip() {
     IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port())),
     IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port())),
     _ => addr,
   };
-  if let Ok(socket) = UdpSocket::bind(any_port_for(&target)).await {
-    let _ = socket.send_to(&[0], target).await;
+  for _ in 0..if reuse_port { 32 } else { 1 } {
+    if let Ok(socket) = UdpSocket::bind(any_port_for(&target)).await {
+      let _ = socket.send_to(&[0], target).await;
+    }
   }
 }
 
