@@ -130,6 +130,12 @@ export declare class NativeQuicListener {
 export declare class NativeServerH3Driver {}
 
 /**
+ * The optional Cargo features this binary was built with (tokio-quiche's
+ * feature flags), in a fixed order.
+ */
+export declare function buildFeatures(): Array<string>
+
+/**
  * `tokio_quiche::quic::connect_with_config` with an `ClientH3Driver`; resolves
  * once the handshake is done.
  */

@@ -135,6 +135,26 @@ test('a frame after FIN, and writes after the connection closed', async (t) => {
   expectCode(t, outcomes[2], 'ERR_STREAM_CLOSED', /^stream 0: the connection closed before the body ended/)
 })
 
+test('a body or trailers before the final response headers is refused; the connection keeps serving', async (t) => {
+  const outcomes: unknown[] = []
+  const server = await startServer(async (req) => {
+    outcomes.push(await req.send.end('no head').catch((e) => e))
+    outcomes.push(await req.send.send(OutboundFrame.trailers([['x-t', '1']])).catch((e) => e))
+    await req.send.sendHeaders([[':status', '103'], ['link', '</a.css>; rel=preload']])
+    outcomes.push(await req.send.write('after 103').catch((e) => e))
+    await req.send.sendHeaders([[':status', '200']])
+    await req.send.end(`served ${req.streamId}`)
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  t.is(await (await client.request()).body.text(), 'served 0')
+  t.is(await (await client.request()).body.text(), 'served 4', 'the connection survived')
+  await client.close()
+  for (const outcome of outcomes.slice(0, 3)) {
+    expectCode(t, outcome, 'ERR_INVALID_ARG', /^frame: stream 0: send the response headers \(a final :status\) before body or trailers/)
+  }
+})
+
 test('use after close: requests, commands and accept', async (t) => {
   const server = await startServer(async (req) => {
     await req.send.sendHeaders([[':status', '204']])

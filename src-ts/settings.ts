@@ -98,7 +98,11 @@ export interface QuicSettings {
   ccAlgorithm?: string
   /** Server: connections waiting in the accept queue before Initials are dropped. Default 1024. */
   listenBacklog?: number
-  /** Append TLS secrets here (SSLKEYLOGFILE format); needs a build with `--cfg capture_keylogs`. */
+  /**
+   * Append TLS secrets here (SSLKEYLOGFILE format) for Wireshark. Without it,
+   * tokio-quiche uses the `SSLKEYLOGFILE` environment variable, like browsers
+   * and curl do. Anyone who can read the file can decrypt the traffic.
+   */
   keylogFile?: string
   /** Write one qlog file per connection into this directory. */
   qlogDir?: string

@@ -53,7 +53,7 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
   let quic = options.settings.unwrap_or_default();
   let handshake_timeout = quic.handshake_timeout_ms.map_or(DEFAULT_HANDSHAKE_TIMEOUT, |ms| Duration::from_millis(ms as u64));
   // Verification is the hook's (see ClientTlsHook); quiche's would drop its callback.
-  let settings = quic_settings(&quic);
+  let settings = quic_settings(&quic)?;
   // tokio-quiche consults the hook only when certificate paths are set; the
   // hook builds the whole TLS context, so these placeholders are never read.
   let placeholder = TlsCertificatePaths { cert: "", private_key: "", kind: CertificateKind::X509 };

@@ -35,3 +35,20 @@ pub fn generate_self_signed(names: Vec<String>) -> errors::Result<NativeSelfSign
   let id = tls::self_signed(names)?;
   Ok(NativeSelfSigned { cert: id.cert_pem, key: id.key_pem })
 }
+
+/// The optional Cargo features this binary was built with (tokio-quiche's
+/// feature flags), in a fixed order.
+#[napi]
+pub fn build_features() -> Vec<&'static str> {
+  [
+    ("capture_keylogs", cfg!(feature = "capture_keylogs")),
+    ("gcongestion", cfg!(feature = "gcongestion")),
+    ("zero-copy", cfg!(feature = "zero-copy")),
+    ("rpk", cfg!(feature = "rpk")),
+    ("perf-quic-listener-metrics", cfg!(feature = "perf-quic-listener-metrics")),
+    ("tokio-task-metrics", cfg!(feature = "tokio-task-metrics")),
+  ]
+  .into_iter()
+  .filter_map(|(name, on)| on.then_some(name))
+  .collect()
+}

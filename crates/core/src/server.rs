@@ -81,7 +81,7 @@ async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServe
     .collect::<std::io::Result<Vec<_>>>()
     .map_err(|e| js_error(ErrorCode::Listen, e))?;
   let params = ConnectionParams::new_server(
-    quic_settings(&params.settings.unwrap_or_default()),
+    quic_settings(&params.settings.unwrap_or_default())?,
     TlsCertificatePaths { cert: &params.cert_path, private_key: &params.key_path, kind: CertificateKind::X509 },
     Hooks::default(),
   );

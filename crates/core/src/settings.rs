@@ -4,11 +4,14 @@
 //! this module only maps the already-checked values onto tokio-quiche's
 //! structs and applies the binding's safer defaults.
 
+use std::fs::OpenOptions;
 use std::time::Duration;
 
 use napi_derive::napi;
 use tokio_quiche::http3::settings::Http3Settings;
 use tokio_quiche::settings::{QlogCompression, QuicSettings};
+
+use crate::errors::{BindingError, BindingResult, ErrorCode};
 
 /// Idle timeout when the caller sets none (tokio-quiche's server default is 56 s).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -91,7 +94,10 @@ fn ms(v: f64) -> Duration {
   Duration::from_millis(v as u64)
 }
 
-pub fn quic_settings(opts: &NativeQuicSettings) -> QuicSettings {
+/// tokio-quiche's `QuicSettings` from the validated JS options. Fails only on
+/// a `keylogFile` that cannot be opened for appending, which tokio-quiche
+/// would otherwise skip with nothing but a log line.
+pub fn quic_settings(opts: &NativeQuicSettings) -> BindingResult<QuicSettings> {
   let mut s = QuicSettings::default();
   if let Some(alpn) = &opts.alpn {
     s.alpn = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
@@ -144,9 +150,14 @@ pub fn quic_settings(opts: &NativeQuicSettings) -> QuicSettings {
     Some("zstd") => QlogCompression::Zstd,
     _ => QlogCompression::None,
   };
+  if let Some(path) = &opts.keylog_file {
+    OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+      BindingError::new(ErrorCode::InvalidArg, format!("settings.keylogFile: cannot open '{path}' for appending: {e}"))
+    })?;
+  }
   s.keylog_file = opts.keylog_file.clone();
   s.qlog_dir = opts.qlog_dir.clone();
-  s
+  Ok(s)
 }
 
 pub fn http3_settings(opts: &NativeHttp3Settings) -> Http3Settings {
@@ -167,7 +178,7 @@ mod tests {
 
   #[test]
   fn defaults_are_the_safe_ones() {
-    let q = quic_settings(&NativeQuicSettings::default());
+    let q = quic_settings(&NativeQuicSettings::default()).unwrap();
     assert_eq!(q.max_idle_timeout, Some(DEFAULT_IDLE_TIMEOUT));
     assert_eq!(q.handshake_timeout, Some(DEFAULT_HANDSHAKE_TIMEOUT));
     assert!(!q.disable_client_ip_validation, "Retry stays on by default");
@@ -177,13 +188,21 @@ mod tests {
   }
 
   #[test]
+  fn an_unwritable_keylog_file_names_the_field() {
+    let opts = NativeQuicSettings { keylog_file: Some("/nonexistent/dir/keys.log".into()), ..Default::default() };
+    let err = quic_settings(&opts).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArg);
+    assert!(err.message.starts_with("settings.keylogFile: cannot open '/nonexistent/dir/keys.log'"), "{}", err.message);
+  }
+
+  #[test]
   fn values_map_onto_tokio_quiche_fields() {
     let q = quic_settings(&NativeQuicSettings {
       max_idle_timeout_ms: Some(1500.0),
       initial_max_streams_bidi: Some(7.0),
       alpn: Some(vec!["h3".into(), "hq-interop".into()]),
       ..Default::default()
-    });
+    }).unwrap();
     assert_eq!(q.max_idle_timeout, Some(Duration::from_millis(1500)));
     assert_eq!(q.initial_max_streams_bidi, 7);
     assert_eq!(q.alpn.len(), 2);
@@ -200,7 +219,7 @@ mod tests {
       max_pacing_rate: Some(1e6),
       qlog_compression: Some("zstd".into()),
       ..Default::default()
-    });
+    }).unwrap();
     assert_eq!(q.send_capacity_factor, 1.5);
     assert_eq!(q.pmtud_max_probes, 5);
     assert!(q.enable_pacing);

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::{self, Sender};
 use bytes::Bytes;
 use tokio_quiche::http3::driver::{InboundFrame, InboundFrameStream, OutboundFrame, OutboundFrameSender};
 use tokio_quiche::http3::H3AuditStats;
-use tokio_quiche::quiche::h3;
+use tokio_quiche::quiche::h3::{self, NameValue};
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::{js_error, napi_failure, ErrorCode, Result};
@@ -65,6 +65,9 @@ pub struct NativeBodyWriter {
   role: Role,
   sender: Mutex<Option<Sender<OutboundFrame>>>,
   finished: AtomicBool,
+  /// A final (non-1xx) HEADERS went out, so body and trailers may follow.
+  /// A client's request headers go out with the request.
+  head_sent: AtomicBool,
 }
 
 impl NativeBodyWriter {
@@ -74,7 +77,20 @@ impl NativeBodyWriter {
       role,
       sender: Mutex::new(send.get_ref().cloned()),
       finished: AtomicBool::new(false),
+      head_sent: AtomicBool::new(role == Role::Client),
     }
+  }
+
+  /// A body or trailers before the final response HEADERS would make
+  /// tokio-quiche fail the whole connection; refuse it here instead.
+  fn check_head_sent(&self) -> Result<()> {
+    if self.head_sent.load(Ordering::Acquire) {
+      return Ok(());
+    }
+    Err(js_error(
+      ErrorCode::InvalidArg,
+      format!("frame: stream {}: send the response headers (a final :status) before body or trailers", self.stream_id),
+    ))
   }
 
   /// Queues `frame`; `Ok(None)` when the channel took it at once, a promise
@@ -142,7 +158,12 @@ impl NativeBodyWriter {
     }
     let priority = urgency.map(|u| h3::Priority::new(u as u8, incremental.unwrap_or(false)));
     let frame = self.header_frame(headers, HeaderBlock::Response, priority)?;
-    self.dispatch(env, frame, false)
+    let informational = matches!(&frame, OutboundFrame::Headers(h, _) if h.iter().any(|h| h.name() == b":status" && h.value().starts_with(b"1")));
+    let pending = self.dispatch(env, frame, false)?;
+    if !informational {
+      self.head_sent.store(true, Ordering::Release);
+    }
+    Ok(pending)
   }
 
   /// Sends body bytes (copied now, so JS may reuse its buffer), optionally with FIN.
@@ -151,6 +172,7 @@ impl NativeBodyWriter {
     if data.is_empty() && !fin {
       return Ok(None);
     }
+    self.check_head_sent()?;
     let frame = OutboundFrame::Body(Bytes::copy_from_slice(&data), fin);
     self.dispatch(env, frame, fin)
   }
@@ -158,6 +180,7 @@ impl NativeBodyWriter {
   /// Sends trailers, which end the stream.
   #[napi(catch_unwind)]
   pub fn send_trailers<'env>(&self, env: &'env Env, headers: Vec<String>) -> Result<Option<PromiseRaw<'env, bool>>> {
+    self.check_head_sent()?;
     let frame = self.header_frame(headers, HeaderBlock::Trailers, None)?;
     self.dispatch(env, frame, true)
   }
