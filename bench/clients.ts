@@ -51,8 +51,14 @@ export function quicClientEnv(cert: string): NodeJS.ProcessEnv {
   return { ...process.env, SSL_CERT_FILE: cert, SSL_CERT_DIR: '/nonexistent' }
 }
 
-export function tqBenchLoad(address: string, spec: LoadSpec, cert: string): LoadResult {
+/**
+ * `plainSocket`: no GSO/GRO on the client's socket, like tokio-quiche's and
+ * this package's connect(); by default the load client gets them, so it is
+ * not what bounds bulk downloads.
+ */
+export function tqBenchLoad(address: string, spec: LoadSpec, cert: string, plainSocket = false): LoadResult {
   const args = ['load', address, spec.path, '--streams', String(spec.streams), '--conns', String(spec.conns), '--seconds', String(spec.seconds)]
+  if (plainSocket) args.push('--plain-socket')
   if (spec.perConn !== undefined) args.push('--per-conn', String(spec.perConn))
   if (spec.upload !== undefined) args.push('--upload', String(spec.upload))
   return lastJsonLine(execFileSync(TQ_BENCH, args, { encoding: 'utf8', env: quicClientEnv(cert) }))

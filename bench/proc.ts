@@ -67,6 +67,7 @@ export function startProcess(cmd: string, args: string[], ready: (line: string) 
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) => reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}`))
     child.once('exit', onExit)
+    child.once('error', reject)
     const onLine = (line: string) => {
       if (!ready(line)) return
       lines.off('line', onLine)

@@ -174,7 +174,9 @@ Client and server share the machine's cores. Ratios are medians divided; for lat
 is better, so there a ratio below 1 favours the numerator.
 
 GSO/GRO: tokio-quiche's \`listen()\` applies GSO, GRO and the other socket capabilities the kernel offers
-(loopback on Linux offers GSO and GRO) for the QUIC servers; its client's \`connect()\` applies none. The last
+(loopback on Linux offers GSO and GRO) for the QUIC servers. Its \`connect()\`, and so this package's, applies
+none; \`tq-bench load\` applies them to its own socket (without GRO one client receiving bulk data bounds the
+result), except in the client-side rows, where it goes without them like the package's client. The last
 column measures it: UDP datagrams sent / received per MiB of body moved, from the kernel's counters
 (/proc/net/snmp, machine-wide, so only meaningful on a quiet machine), and receive-buffer drops. 1350-byte
 packets without GSO/GRO need ≥ ${DATAGRAMS_PER_MIB_WITHOUT} datagrams per MiB in the data direction; far fewer means

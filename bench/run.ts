@@ -7,12 +7,12 @@
 // docs/benchmarks.md (bench/report.ts). Scenarios: bench/scenarios.ts; load
 // clients: bench/clients.ts.
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { cpus, release } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { writeSelfSignedCertificate } from 'tokio-quiche'
-import { HOST_TRIPLE, type LoadResult, type LoadSpec, ROOT, openIdle, packageClientLoad, tqBenchLoad } from './clients'
+import { HOST_TRIPLE, type LoadResult, type LoadSpec, ROOT, TQ_BENCH, openIdle, packageClientLoad, tqBenchLoad } from './clients'
 import { H2LOAD_MISSING, h2load, h2loadAvailable, uploadFile } from './h2load'
 import { cpuSeconds, rssBytes } from './proc'
 import { type Entry, type Run, type ScenarioResults, writeReport } from './report'
@@ -44,7 +44,8 @@ const chosen: Scenario[] = values.scenario!.split(',').map((name) => {
 })
 
 const CLIENT_SIDE: Entry[] = [
-  { id: 'N', label: 'N (tq-bench load, native client)', client: 'itself → server N' },
+  // Like for like: tq-bench without GSO/GRO, as this package's connect() has none.
+  { id: 'N', label: 'N (tq-bench load, native client, no GSO/GRO)', client: 'itself → server N' },
   { id: 'P', label: "P (this package's client, request())", client: 'itself → server N' },
 ]
 
@@ -87,7 +88,7 @@ function plan(s: Scenario, haveH2load: boolean, clusterOk: string | true): { ent
 function load(s: Scenario, subject: Subject | 'package-client', address: string, cert: string): LoadResult {
   const spec: LoadSpec = { ...s.load, seconds: duration }
   if (subject === 'package-client') return packageClientLoad(address, spec, cert)
-  if (subject.protocol === 'h3') return tqBenchLoad(address, spec, cert)
+  if (subject.protocol === 'h3') return tqBenchLoad(address, spec, cert, s.side === 'client')
   return h2load(`https://${address}${spec.path}`, {
     h1: subject.protocol === 'h1',
     conns: spec.conns,
@@ -162,7 +163,9 @@ function describe(s: Scenario, r: Run): string {
 function clusterSupport(cert: string, key: string): string | true {
   if (!values.cluster) return 'run with --cluster'
   const out = execFileSync(process.execPath, ['--import=tsx', 'bench/cluster-server.ts', 'probe', cert, key], { cwd: ROOT, encoding: 'utf8' }).trim()
-  return out === 'reusePort yes' ? true : `listen() does not accept { address, reusePort: true } yet — ${out}`
+  if (out === 'reusePort yes') return true
+  console.warn(`--cluster probe: ${out}`)
+  return 'listen() does not accept { address, reusePort: true } yet'
 }
 
 async function main(): Promise<void> {
@@ -170,6 +173,7 @@ async function main(): Promise<void> {
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' })
     execFileSync('cargo', ['build', '--release', '-p', 'tq-bench', '--target', HOST_TRIPLE], { cwd: ROOT, stdio: 'inherit' })
   }
+  if (!existsSync(TQ_BENCH)) throw new Error(`${TQ_BENCH} is missing: run without --skip-build, or set CARGO_TARGET_DIR as when it was built`)
   const haveH2load = h2loadAvailable()
   if (!haveH2load) console.warn(H2LOAD_MISSING)
   const id = await writeSelfSignedCertificate(['localhost', '127.0.0.1'])

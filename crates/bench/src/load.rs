@@ -1,7 +1,9 @@
 //! The load client: CONNS connections in parallel, each keeping STREAMS
 //! requests in flight until SECONDS have passed; with `--per-conn R` a
 //! connection is closed after R requests and a new one opened (churn,
-//! handshakes); with `--upload BYTES` each request is a POST of BYTES.
+//! handshakes); with `--upload BYTES` each request is a POST of BYTES; with
+//! `--plain-socket` the client's socket gets no GSO/GRO, as with tokio-quiche's
+//! and this package's `connect()` (for comparing clients like for like).
 //! Counts completed requests, bytes (response bytes, or uploaded bytes),
 //! connections, per-request latency and handshake time.
 
@@ -22,11 +24,12 @@ pub struct Options {
   pub seconds: f64,
   pub per_conn: Option<u64>,
   pub upload: Option<u64>,
+  pub plain_socket: bool,
 }
 
 impl Default for Options {
   fn default() -> Self {
-    Self { streams: 1, conns: 1, seconds: 5.0, per_conn: None, upload: None }
+    Self { streams: 1, conns: 1, seconds: 5.0, per_conn: None, upload: None, plain_socket: false }
   }
 }
 
@@ -96,7 +99,7 @@ pub async fn run(addr: &str, path: &str, o: Options) -> Result<(), BoxError> {
 
 /// One connection's life: until the deadline, or until `per_conn` requests.
 async fn connection(addr: &str, path: &str, o: &Options, deadline: Instant, t: &mut Tally) -> Result<(), BoxError> {
-  let mut conn = client::connect(addr, Duration::from_secs(30)).await?;
+  let mut conn = client::connect(addr, Duration::from_secs(30), !o.plain_socket).await?;
   t.connections += 1;
   t.handshakes_us.push(conn.handshake.as_micros() as u64);
   let headers = client::request_headers(if o.upload.is_some() { "POST" } else { "GET" }, path);

@@ -36,8 +36,16 @@ fn number<T: std::str::FromStr>(s: &str) -> T {
 
 fn load_options(rest: &[&str]) -> load::Options {
   let mut o = load::Options::default();
-  for pair in rest.chunks(2) {
-    match pair {
+  let mut rest = rest;
+  while let [flag, tail @ ..] = rest {
+    if *flag == "--plain-socket" {
+      o.plain_socket = true;
+      rest = tail;
+      continue;
+    }
+    let [value, tail @ ..] = tail else { usage() };
+    rest = tail;
+    match [*flag, *value] {
       ["--streams", v] => o.streams = number(v),
       ["--conns", v] => o.conns = number(v),
       ["--seconds", v] => o.seconds = number(v),
