@@ -1,6 +1,7 @@
 // The load clients and what they report. HTTP/3 subjects are driven by
 // `tq-bench load` (native tokio-quiche client); HTTP/2 and HTTP/1.1 subjects
-// by h2load (bench/h2load.ts); the client-side scenarios swap in this
+// by h2load (bench/h2load.ts), or in the churn scenarios, which h2load cannot
+// do, by `tq-bench load --proto h2|h1`; the client-side scenarios swap in this
 // package's client (bench/package-client.ts). Idle connections come from
 // `tq-bench idle` (HTTP/3) and bench/idle-tcp.ts (HTTP/2, HTTP/1.1).
 import { execFileSync } from 'node:child_process'
@@ -51,14 +52,21 @@ export function quicClientEnv(cert: string): NodeJS.ProcessEnv {
   return { ...process.env, SSL_CERT_FILE: cert, SSL_CERT_DIR: '/nonexistent' }
 }
 
-/**
- * `plainSocket`: no GSO/GRO on the client's socket, like tokio-quiche's and
- * this package's connect(); by default the load client gets them, so it is
- * not what bounds bulk downloads.
- */
-export function tqBenchLoad(address: string, spec: LoadSpec, cert: string, plainSocket = false): LoadResult {
+export interface TqBenchOptions {
+  /** HTTP/3 by default; h2 and h1 run over TLS and TCP (the churn scenarios, which h2load cannot drive). */
+  proto?: 'h3' | 'h2' | 'h1'
+  /**
+   * No GSO/GRO on the client's socket, like tokio-quiche's and this package's
+   * connect(); by default the load client gets them, so it is not what bounds
+   * bulk downloads.
+   */
+  plainSocket?: boolean
+}
+
+export function tqBenchLoad(address: string, spec: LoadSpec, cert: string, opts: TqBenchOptions = {}): LoadResult {
   const args = ['load', address, spec.path, '--streams', String(spec.streams), '--conns', String(spec.conns), '--seconds', String(spec.seconds)]
-  if (plainSocket) args.push('--plain-socket')
+  if (opts.proto) args.push('--proto', opts.proto)
+  if (opts.plainSocket) args.push('--plain-socket')
   if (spec.perConn !== undefined) args.push('--per-conn', String(spec.perConn))
   if (spec.upload !== undefined) args.push('--upload', String(spec.upload))
   return lastJsonLine(execFileSync(TQ_BENCH, args, { encoding: 'utf8', env: quicClientEnv(cert) }))

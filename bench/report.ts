@@ -161,7 +161,9 @@ and H1 = Node's \`https.createServer\` (bench/node-servers.ts, TLS 1.3, same cer
 Load clients (column "load client"), all native except where noted: HTTP/3 subjects are driven by
 \`tq-bench load\` (tokio-quiche's client: the given connections, each with the given requests always in
 flight); H2 and H1 by h2load (nghttp2, one thread; for H1, one connection per concurrent request, since
-HTTP/1.1 has no multiplexing). Idle connections come from \`tq-bench idle\` and, for H2/H1, from
+HTTP/1.1 has no multiplexing), except in the churn and handshake rows, where connections come and go and
+h2load cannot: there \`tq-bench load --proto h2|h1\` (BoringSSL over TCP, the h2 crate; the same loop,
+and the same one-connection-per-request rule for H1). Idle connections come from \`tq-bench idle\` and, for H2/H1, from
 bench/idle-tcp.ts (Node; memory is measured on the server, so this client's cost does not count).
 Client-side rows swap roles: the subjects are clients (N = \`tq-bench load\`, P = this package's
 \`connect()\` + \`request()\`, bench/package-client.ts), all against server N.

@@ -51,7 +51,8 @@ const CLIENT_SIDE: Entry[] = [
 
 function clientLabel(s: Scenario, subject: Subject): string {
   if (subject.protocol === 'h3') return s.idle ? 'tq-bench idle' : 'tq-bench load'
-  return s.idle ? 'idle-tcp.ts (Node)' : 'h2load'
+  if (s.idle) return 'idle-tcp.ts (Node)'
+  return s.tcpLoad === 'tq-bench' ? `tq-bench load --proto ${subject.protocol}` : 'h2load'
 }
 
 /** Soft limit on open files, which 10,000 TCP connections need on each side. */
@@ -70,9 +71,7 @@ function plan(s: Scenario, haveH2load: boolean, clusterOk: string | true): { ent
     const subject = SUBJECTS[id]
     if (!wanted.has(id) && !id.startsWith('C')) continue
     const why =
-      subject.protocol !== 'h3' && s.noTcp
-        ? s.noTcp
-        : subject.protocol !== 'h3' && !s.idle && !haveH2load
+      subject.protocol !== 'h3' && !s.idle && s.tcpLoad !== 'tq-bench' && !haveH2load
           ? 'h2load not installed'
           : id.startsWith('C') && clusterOk !== true
             ? clusterOk
@@ -88,7 +87,8 @@ function plan(s: Scenario, haveH2load: boolean, clusterOk: string | true): { ent
 function load(s: Scenario, subject: Subject | 'package-client', address: string, cert: string): LoadResult {
   const spec: LoadSpec = { ...s.load, seconds: duration }
   if (subject === 'package-client') return packageClientLoad(address, spec, cert)
-  if (subject.protocol === 'h3') return tqBenchLoad(address, spec, cert, s.side === 'client')
+  if (subject.protocol === 'h3') return tqBenchLoad(address, spec, cert, { plainSocket: s.side === 'client' })
+  if (s.tcpLoad === 'tq-bench') return tqBenchLoad(address, spec, cert, { proto: subject.protocol })
   return h2load(`https://${address}${spec.path}`, {
     h1: subject.protocol === 'h1',
     conns: spec.conns,

@@ -24,15 +24,17 @@ export interface Scenario {
   load: Omit<LoadSpec, 'seconds'>
   /** Idle connections to hold instead of a timed load. */
   idle?: number
-  /** Why H2 and H1 cannot run this one, if they cannot. */
-  noTcp?: string
+  /**
+   * Which client drives H2 and H1: h2load, or `tq-bench load --proto h2|h1`
+   * where connections come and go (h2load keeps each for the whole run).
+   */
+  tcpLoad?: 'h2load' | 'tq-bench'
+
   /** Whether the node:cluster subjects (--cluster) join this one. */
   cluster?: boolean
   /** Left out unless named with --scenario. */
   optIn?: boolean
 }
-
-const NO_TCP_CHURN = 'h2load keeps each connection for the whole run; no native TCP churn client yet'
 
 export const SCENARIOS: Scenario[] = [
   { name: 'small-10', what: '[B4] 1 KiB GETs, 10 concurrent streams, 1 connection', unit: 'rps', side: 'server', load: { path: '/small', streams: 10, conns: 1 } },
@@ -81,7 +83,7 @@ export const SCENARIOS: Scenario[] = [
     unit: 'rps',
     side: 'server',
     load: { path: '/bytes/0', streams: 10, conns: 4, perConn: 10 },
-    noTcp: NO_TCP_CHURN,
+    tcpLoad: 'tq-bench',
   },
   {
     name: 'handshakes',
@@ -89,7 +91,7 @@ export const SCENARIOS: Scenario[] = [
     unit: 'cps',
     side: 'server',
     load: { path: '/bytes/0', streams: 1, conns: 4, perConn: 1 },
-    noTcp: NO_TCP_CHURN,
+    tcpLoad: 'tq-bench',
   },
   {
     name: 'idle-1k',

@@ -1,5 +1,6 @@
 //! The load client: CONNS connections in parallel, each keeping STREAMS
-//! requests in flight until SECONDS have passed; with `--per-conn R` a
+//! requests in flight until SECONDS have passed (HTTP/3 here; `--proto h2|h1`
+//! the same over TLS and TCP, tcp.rs); with `--per-conn R` a
 //! connection is closed after R requests and a new one opened (churn,
 //! handshakes); with `--upload BYTES` each request is a POST of BYTES; with
 //! `--plain-socket` the client's socket gets no GSO/GRO, as with tokio-quiche's
@@ -8,6 +9,7 @@
 //! connections, per-request latency and handshake time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -15,10 +17,18 @@ use tokio::task::JoinSet;
 use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, NewClientRequest, OutboundFrameSender};
 use tokio_quiche::BoxError;
 
-use crate::{body, client, cpu_seconds};
+use crate::{body, client, cpu_seconds, tcp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+  H3,
+  H2,
+  H1,
+}
 
 #[derive(Clone, Debug)]
 pub struct Options {
+  pub proto: Proto,
   pub streams: usize,
   pub conns: usize,
   pub seconds: f64,
@@ -29,12 +39,12 @@ pub struct Options {
 
 impl Default for Options {
   fn default() -> Self {
-    Self { streams: 1, conns: 1, seconds: 5.0, per_conn: None, upload: None, plain_socket: false }
+    Self { proto: Proto::H3, streams: 1, conns: 1, seconds: 5.0, per_conn: None, upload: None, plain_socket: false }
   }
 }
 
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
   requests: u64,
   bytes: u64,
   connections: u64,
@@ -43,7 +53,18 @@ struct Tally {
 }
 
 impl Tally {
-  fn merge(&mut self, o: Tally) {
+  pub fn connected(&mut self, handshake: Duration) {
+    self.connections += 1;
+    self.handshakes_us.push(handshake.as_micros() as u64);
+  }
+
+  pub fn done(&mut self, started: Instant, bytes: u64) {
+    self.latencies_us.push(started.elapsed().as_micros() as u64);
+    self.requests += 1;
+    self.bytes += bytes;
+  }
+
+  pub fn merge(&mut self, o: Tally) {
     self.requests += o.requests;
     self.bytes += o.bytes;
     self.connections += o.connections;
@@ -61,13 +82,28 @@ pub async fn run(addr: &str, path: &str, o: Options) -> Result<(), BoxError> {
   let cpu_start = cpu_seconds();
   let start = Instant::now();
   let deadline = start + Duration::from_secs_f64(o.seconds);
+  if o.upload.is_some() && o.proto != Proto::H3 {
+    return Err("--upload is HTTP/3 only (H2 and H1 uploads are driven by h2load)".into());
+  }
+  // One TLS context for all connections, as a real client keeps one.
+  let tls = match o.proto {
+    Proto::H3 => None,
+    Proto::H2 => Some(Arc::new(tcp::connector(b"\x02h2")?)),
+    Proto::H1 => Some(Arc::new(tcp::connector(b"\x08http/1.1")?)),
+  };
+  // HTTP/1.1 has no multiplexing: each concurrent request gets its own connection.
+  let conns = if o.proto == Proto::H1 { o.conns * o.streams } else { o.conns };
   let mut workers = JoinSet::new();
-  for _ in 0..o.conns {
-    let (addr, path, o) = (addr.to_owned(), path.to_owned(), o.clone());
+  for _ in 0..conns {
+    let (addr, path, o, tls) = (addr.to_owned(), path.to_owned(), o.clone(), tls.clone());
     workers.spawn(async move {
       let mut tally = Tally::default();
       while Instant::now() < deadline {
-        connection(&addr, &path, &o, deadline, &mut tally).await?;
+        match (&tls, o.proto) {
+          (Some(tls), Proto::H2) => tcp::h2_connection(tls, &addr, &path, &o, deadline, &mut tally).await?,
+          (Some(tls), _) => tcp::h1_connection(tls, &addr, &path, &o, deadline, &mut tally).await?,
+          (None, _) => connection(&addr, &path, &o, deadline, &mut tally).await?,
+        }
       }
       Ok::<_, BoxError>(tally)
     });
@@ -100,8 +136,7 @@ pub async fn run(addr: &str, path: &str, o: Options) -> Result<(), BoxError> {
 /// One connection's life: until the deadline, or until `per_conn` requests.
 async fn connection(addr: &str, path: &str, o: &Options, deadline: Instant, t: &mut Tally) -> Result<(), BoxError> {
   let mut conn = client::connect(addr, Duration::from_secs(30), !o.plain_socket).await?;
-  t.connections += 1;
-  t.handshakes_us.push(conn.handshake.as_micros() as u64);
+  t.connected(conn.handshake);
   let headers = client::request_headers(if o.upload.is_some() { "POST" } else { "GET" }, path);
   let budget = o.per_conn.unwrap_or(u64::MAX);
   let sender = conn.controller.request_sender();
@@ -143,11 +178,8 @@ async fn connection(addr: &str, path: &str, o: &Options, deadline: Instant, t: &
         None => return Err("the connection closed during the run".into()),
       },
       Some(done) = done_rx.recv() => {
-        if let Some(t0) = started.remove(&done.request_id) {
-          t.latencies_us.push(t0.elapsed().as_micros() as u64);
-        }
-        t.requests += 1;
-        t.bytes += o.upload.unwrap_or(done.bytes);
+        let t0 = started.remove(&done.request_id).ok_or("a response to no request")?;
+        t.done(t0, o.upload.unwrap_or(done.bytes));
         if Instant::now() < deadline && issued < budget {
           issue(&mut started, &mut issued)?;
         }

@@ -10,6 +10,7 @@ mod client;
 mod idle;
 mod load;
 mod server;
+mod tcp;
 
 /// The routes every subject serves: `GET /bytes/<n>` is n bytes sent in
 /// 64 KiB frames; any other GET is 1 KiB; a POST's body is read, counted and
@@ -51,6 +52,9 @@ fn load_options(rest: &[&str]) -> load::Options {
       ["--seconds", v] => o.seconds = number(v),
       ["--per-conn", v] => o.per_conn = Some(number(v)),
       ["--upload", v] => o.upload = Some(number(v)),
+      ["--proto", "h3"] => o.proto = load::Proto::H3,
+      ["--proto", "h2"] => o.proto = load::Proto::H2,
+      ["--proto", "h1"] => o.proto = load::Proto::H1,
       _ => usage(),
     }
   }
