@@ -76,10 +76,12 @@ export function h2load(url: string, o: H2loadOptions): LoadResult {
   }
 }
 
-/** A file of `size` bytes for h2load to POST, made once per process. */
+/** A file of `size` bytes for h2load to POST, made once per process and removed at exit. */
 export function uploadFile(size: number): string {
   const path = join(tmpdir(), `tq-bench-upload-${process.pid}-${size}`)
-  if (!existsSync(path)) writeFileSync(path, Buffer.alloc(size, 0x57))
-  process.once('exit', () => rmSync(path, { force: true }))
+  if (!existsSync(path)) {
+    writeFileSync(path, Buffer.alloc(size, 0x57))
+    process.once('exit', () => rmSync(path, { force: true }))
+  }
   return path
 }

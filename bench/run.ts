@@ -99,8 +99,9 @@ function load(s: Scenario, subject: Subject | 'package-client', address: string,
 }
 
 async function timedRun(s: Scenario, server: RunningServer, client: Subject | 'package-client', cert: string): Promise<Run> {
-  const cpu0 = cpuSeconds(server.pid)
+  // Stats first: answering them (a GC in Node subjects) is not part of the run.
   const uploaded0 = s.load.upload ? (await server.stats()).uploaded : 0
+  const cpu0 = cpuSeconds(server.pid)
   const udp0 = udpCounters()
   const r: Run = { ...load(s, client, server.address, cert), server_cpu_s: 0 }
   r.server_cpu_s = cpuSeconds(server.pid) - cpu0
