@@ -38,10 +38,17 @@ export async function countUpload(body: AsyncIterable<Uint8Array>): Promise<numb
 /** Writes an n-byte body to a Node stream (http1 response or http2 stream), honouring back-pressure. */
 export async function writeBody(out: Writable, size: number): Promise<void> {
   for (const chunk of bodyChunks(size)) {
-    if (!out.write(chunk)) await new Promise<void>((resolve, reject) => {
-      out.once('drain', resolve)
-      out.once('close', () => reject(new Error('closed')))
-    })
+    if (!out.write(chunk)) {
+      await new Promise<void>((resolve, reject) => {
+        // One listener pair per wait, both gone afterwards (no leak over a long body).
+        const onClose = () => reject(new Error('closed'))
+        out.once('close', onClose)
+        out.once('drain', () => {
+          out.off('close', onClose)
+          resolve()
+        })
+      })
+    }
   }
   out.end()
 }
