@@ -1,195 +1,212 @@
-// `npm run bench [-- --scenario NAME[,NAME] --runs N --duration S]`
+// `npm run bench [-- --scenario NAME[,NAME] --runs N --duration S --concurrency N --conns N
+//                    --subjects N,P,... --cluster --skip-build]`
 //
-// Builds in release mode, then runs each scenario against each subject in the
-// same session with the same native load client (crates/bench, `tq-bench
-// load`), alternating subjects run by run:
-//   N  a native Rust tokio-quiche server (crates/bench, `tq-bench server`)
-//   P  this package's Node server through the controller API (bench/server.ts)
-//   S  the same through serve() (WHATWG Request/Response)
-// Reports medians, spread, server CPU per unit of work and the ratios P/N and S/N, into
-// bench/results/<time>.json and docs/benchmarks.md.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+// Builds in release mode, then runs each scenario against each subject
+// (bench/subjects.ts) in the same session, alternating subjects run by run,
+// a fresh server per run; writes bench/results/<time>.json and
+// docs/benchmarks.md (bench/report.ts). Scenarios: bench/scenarios.ts; load
+// clients: bench/clients.ts.
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import { cpus, release } from 'node:os'
-import { join } from 'node:path'
-import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { writeSelfSignedCertificate } from 'tokio-quiche'
-
-const ROOT = join(__dirname, '..')
-const MiB = 1024 * 1024
-
-interface Scenario {
-  name: string
-  what: string
-  path: string
-  streams: number
-  /** Which figure decides: requests per second or megabits per second. */
-  unit: 'rps' | 'mbps'
-}
-
-const SCENARIOS: Scenario[] = [
-  { name: 'small-10', what: '1 KiB GETs, 10 concurrent streams, 1 connection', path: '/small', streams: 10, unit: 'rps' },
-  { name: 'small-50', what: '1 KiB GETs, 50 concurrent streams, 1 connection', path: '/small', streams: 50, unit: 'rps' },
-  { name: 'bulk-1', what: '100 MiB downloads, 1 stream', path: `/bytes/${100 * MiB}`, streams: 1, unit: 'mbps' },
-  { name: 'bulk-16', what: '16 concurrent 6.25 MiB downloads (100 MiB in flight)', path: `/bytes/${(100 * MiB) / 16}`, streams: 16, unit: 'mbps' },
-]
-
-interface LoadResult {
-  requests: number
-  bytes: number
-  seconds: number
-  rps: number
-  mbps: number
-  p50_us: number
-  p99_us: number
-  handshake_us: number
-  client_cpu_s: number
-}
-
-interface Run extends LoadResult {
-  server_cpu_s: number
-}
+import { HOST_TRIPLE, type LoadResult, type LoadSpec, ROOT, TQ_BENCH, openIdle, packageClientLoad, tqBenchLoad } from './clients'
+import { H2LOAD_MISSING, h2load, h2loadAvailable, uploadFile } from './h2load'
+import { cpuSeconds, rssBytes } from './proc'
+import { type Entry, type Run, type ScenarioResults, writeReport } from './report'
+import { SCENARIOS, type Scenario } from './scenarios'
+import { type RunningServer, SUBJECTS, type Subject, type SubjectId, startServer } from './subjects'
+import { udpCounters, udpDelta } from './udp'
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: 'string', default: SCENARIOS.map((s) => s.name).join(',') },
+    scenario: { type: 'string', default: SCENARIOS.filter((s) => !s.optIn).map((s) => s.name).join(',') },
     runs: { type: 'string', default: '5' },
     duration: { type: 'string', default: '5' },
+    concurrency: { type: 'string' },
+    conns: { type: 'string' },
+    subjects: { type: 'string', default: 'N,P,S,H2,H1' },
+    cluster: { type: 'boolean', default: false },
     'skip-build': { type: 'boolean', default: false },
   },
 })
 const runs = Number(values.runs)
 const duration = Number(values.duration)
-const chosen = values.scenario!.split(',').map((name) => {
+const wanted = new Set(values.subjects!.split(','))
+const chosen: Scenario[] = values.scenario!.split(',').map((name) => {
   const s = SCENARIOS.find((x) => x.name === name)
   if (!s) throw new Error(`unknown scenario '${name}'; known: ${SCENARIOS.map((x) => x.name).join(', ')}`)
-  return s
+  // --concurrency and --conns override the scenario's streams and connections.
+  const load = { ...s.load, ...(values.concurrency ? { streams: Number(values.concurrency) } : {}), ...(values.conns ? { conns: Number(values.conns) } : {}) }
+  return { ...s, load }
 })
 
-const host = execFileSync('rustc', ['-vV'], { encoding: 'utf8' }).match(/^host: (\S+)$/m)![1]!
-const TQ_BENCH = join(ROOT, 'target', host, 'release', 'tq-bench')
+const CLIENT_SIDE: Entry[] = [
+  // Like for like: tq-bench without GSO/GRO, as this package's connect() has none.
+  { id: 'N', label: 'N (tq-bench load, native client, no GSO/GRO)', client: 'itself → server N' },
+  { id: 'P', label: "P (this package's client, request())", client: 'itself → server N' },
+]
 
-function sh(cmd: string, args: string[]): void {
-  execFileSync(cmd, args, { cwd: ROOT, stdio: 'inherit' })
+function clientLabel(s: Scenario, subject: Subject): string {
+  if (subject.protocol === 'h3') return s.idle ? 'tq-bench idle' : 'tq-bench load'
+  if (s.idle) return 'idle-tcp.ts (Node)'
+  return s.tcpLoad === 'tq-bench' ? `tq-bench load --proto ${subject.protocol}` : 'h2load'
 }
 
-/** User + system CPU seconds of a process, from /proc (Linux). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(')').pop()!.trim().split(/\s+/)
-  return (Number(fields[11]) + Number(fields[12])) / 100
+/** Soft limit on open files, which 10,000 TCP connections need on each side. */
+function openFileLimit(): number {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+  return m?.[1] === 'unlimited' ? Infinity : Number(m?.[1] ?? 1024)
 }
 
-type Subject = 'N' | 'P' | 'S'
-const SUBJECTS: Subject[] = ['N', 'P', 'S']
+/** Which subjects run a scenario, and which are left out with why. */
+function plan(s: Scenario, haveH2load: boolean, clusterOk: string | true): { entries: Entry[]; skipped: string[] } {
+  if (s.side === 'client') return { entries: CLIENT_SIDE.filter((e) => wanted.has(e.id)), skipped: [] }
+  const ids: SubjectId[] = ['N', 'P', 'S', 'H2', 'H1', ...(values.cluster && s.cluster ? (['C1', 'C2'] as const) : [])]
+  const entries: Entry[] = []
+  const skipped: string[] = []
+  for (const id of ids) {
+    const subject = SUBJECTS[id]
+    if (!wanted.has(id) && !id.startsWith('C')) continue
+    const why =
+      subject.protocol !== 'h3' && !s.idle && s.tcpLoad !== 'tq-bench' && !haveH2load
+          ? 'h2load not installed'
+          : id.startsWith('C') && clusterOk !== true
+            ? clusterOk
+            : s.idle && openFileLimit() < s.idle + 1000
+              ? `open-file limit ${openFileLimit()} < ${s.idle + 1000}; raise it with ulimit -n`
+              : undefined
+    if (why) skipped.push(`${id}: not run (${why})`)
+    else entries.push({ id, label: subject.label, client: clientLabel(s, subject) })
+  }
+  return { entries, skipped }
+}
 
-async function startSubject(subject: Subject, cert: string, key: string): Promise<{ child: ChildProcess; address: string }> {
-  const child =
-    subject === 'N'
-      ? spawn(TQ_BENCH, ['server', '127.0.0.1:0', cert, key], { stdio: ['ignore', 'pipe', 'inherit'] })
-      : spawn(process.execPath, ['--import=tsx', join(__dirname, 'server.ts'), '127.0.0.1:0', cert, key, subject === 'P' ? 'controller' : 'serve'], {
-          cwd: ROOT,
-          stdio: ['ignore', 'pipe', 'inherit'],
-        })
-  const address = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => line.startsWith('listening ') && resolve(line.slice(10)))
-    child.on('exit', (code) => reject(new Error(`subject ${subject} exited with ${code}`)))
+function load(s: Scenario, subject: Subject | 'package-client', address: string, cert: string): LoadResult {
+  const spec: LoadSpec = { ...s.load, seconds: duration }
+  if (subject === 'package-client') return packageClientLoad(address, spec, cert)
+  if (subject.protocol === 'h3') return tqBenchLoad(address, spec, cert, { plainSocket: s.side === 'client' })
+  if (s.tcpLoad === 'tq-bench') return tqBenchLoad(address, spec, cert, { proto: subject.protocol })
+  return h2load(`https://${address}${spec.path}`, {
+    h1: subject.protocol === 'h1',
+    conns: spec.conns,
+    streams: spec.streams,
+    seconds: spec.seconds,
+    ...(spec.upload ? { uploadFile: uploadFile(spec.upload) } : {}),
   })
-  return { child, address }
 }
 
-function load(address: string, s: Scenario): LoadResult {
-  const out = execFileSync(TQ_BENCH, ['load', address, s.path, String(s.streams), String(duration)], { encoding: 'utf8' })
-  return JSON.parse(out.trim().split('\n').pop()!) as LoadResult
+async function timedRun(s: Scenario, server: RunningServer, client: Subject | 'package-client', cert: string): Promise<Run> {
+  // Stats first: answering them (a GC in Node subjects) is not part of the run.
+  const uploaded0 = s.load.upload ? (await server.stats()).uploaded : 0
+  const cpu0 = cpuSeconds(server.pid)
+  const udp0 = udpCounters()
+  const r: Run = { ...load(s, client, server.address, cert), server_cpu_s: 0 }
+  r.server_cpu_s = cpuSeconds(server.pid) - cpu0
+  if (client === 'package-client' || client.protocol === 'h3') r.udp = udpDelta(udp0)
+  if (s.load.upload) {
+    // Uploads are counted where they arrive, the same way for every client.
+    r.bytes = (await server.stats()).uploaded - uploaded0
+    r.mbps = (r.bytes * 8) / r.seconds / 1e6
+  }
+  return r
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+async function idleRun(s: Scenario, server: RunningServer, subject: Subject, cert: string): Promise<Run> {
+  await sleep(300) // past start-up allocations
+  const before = await server.stats()
+  const rss0 = rssBytes(server.pid)
+  const cpu0 = cpuSeconds(server.pid)
+  const idle = await openIdle(subject.protocol, server.address, s.load.path, s.idle!, cert)
+  await sleep(1000) // let both sides settle
+  const after = await server.stats()
+  const rss_delta = rssBytes(server.pid) - rss0
+  const server_cpu_s = cpuSeconds(server.pid) - cpu0
+  idle.close()
+  return {
+    requests: idle.connections,
+    bytes: 0,
+    connections: idle.connections,
+    seconds: idle.seconds,
+    rps: 0,
+    mbps: 0,
+    cps: idle.connections / idle.seconds,
+    p50_us: 0,
+    p99_us: 0,
+    handshake_us: 0,
+    client_cpu_s: NaN,
+    server_cpu_s,
+    rss_delta,
+    ...(before.heapUsed !== undefined && after.heapUsed !== undefined ? { heap_delta: after.heapUsed - before.heapUsed } : {}),
+  }
+}
+
+async function runOnce(s: Scenario, e: Entry, cert: string, key: string): Promise<Run> {
+  const subject = SUBJECTS[s.side === 'client' ? 'N' : (e.id as SubjectId)]
+  const server = await startServer(subject, cert, key)
+  try {
+    if (s.idle) return await idleRun(s, server, subject, cert)
+    return await timedRun(s, server, s.side === 'client' ? (e.id === 'N' ? SUBJECTS.N : 'package-client') : subject, cert)
+  } finally {
+    server.stop()
+  }
+}
+
+function describe(s: Scenario, r: Run): string {
+  if (s.unit === 'idle') return `${((r.rss_delta! / r.connections) / 1024).toFixed(1)} KiB RSS/conn, ${r.connections} connections opened in ${r.seconds.toFixed(1)} s`
+  const main = { rps: `${r.rps.toFixed(0)} req/s`, mbps: `${r.mbps.toFixed(0)} Mbit/s`, cps: `${r.cps.toFixed(0)} handshakes/s`, latency: `p50 ${r.p50_us} µs, p99 ${r.p99_us} µs` }[s.unit]
+  return `${main}, server CPU ${r.server_cpu_s.toFixed(2)} s, client CPU ${r.client_cpu_s.toFixed(2)} s`
+}
+
+/** Whether listen() takes `{ address, reusePort: true }` yet: true, or why not. */
+function clusterSupport(cert: string, key: string): string | true {
+  if (!values.cluster) return 'run with --cluster'
+  const out = execFileSync(process.execPath, ['--import=tsx', 'bench/cluster-server.ts', 'probe', cert, key], { cwd: ROOT, encoding: 'utf8' }).trim()
+  if (out === 'reusePort yes') return true
+  console.warn(`--cluster probe: ${out}`)
+  return 'listen() does not accept { address, reusePort: true } yet'
 }
 
 async function main(): Promise<void> {
   if (!values['skip-build']) {
-    sh('npm', ['run', 'build'])
-    sh('cargo', ['build', '--release', '-p', 'tq-bench', '--target', host])
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' })
+    execFileSync('cargo', ['build', '--release', '-p', 'tq-bench', '--target', HOST_TRIPLE], { cwd: ROOT, stdio: 'inherit' })
   }
+  if (!existsSync(TQ_BENCH)) throw new Error(`${TQ_BENCH} is missing: run without --skip-build, or set CARGO_TARGET_DIR as when it was built`)
+  const haveH2load = h2loadAvailable()
+  if (!haveH2load) console.warn(H2LOAD_MISSING)
   const id = await writeSelfSignedCertificate(['localhost', '127.0.0.1'])
-  const results: Record<string, Record<Subject, Run[]>> = {}
+  const clusterOk = clusterSupport(id.certPath, id.keyPath)
+  if (values.cluster && clusterOk !== true) console.warn(`--cluster: subjects C1 and C2 skipped: ${clusterOk}`)
+  const results: Record<string, ScenarioResults> = {}
   for (const s of chosen) {
-    results[s.name] = { N: [], P: [], S: [] }
+    const { entries, skipped } = plan(s, haveH2load, clusterOk)
+    const res: ScenarioResults = { entries, skipped, runs: {} }
+    results[s.name] = res
+    for (const why of skipped) console.log(`${s.name} ${why}`)
     for (let i = 0; i < runs; i++) {
-      for (const subject of SUBJECTS) {
-        // A fresh server per run: no state carried between runs.
-        const { child, address } = await startSubject(subject, id.certPath, id.keyPath)
-        const cpu0 = cpuSeconds(child.pid!)
-        const r = load(address, s)
-        const server_cpu_s = cpuSeconds(child.pid!) - cpu0
-        child.kill('SIGKILL')
-        results[s.name]![subject].push({ ...r, server_cpu_s })
-        console.log(`${s.name} run ${i + 1}/${runs} ${subject}: ${s.unit === 'rps' ? `${r.rps.toFixed(0)} req/s` : `${r.mbps.toFixed(0)} Mbit/s`}, server CPU ${server_cpu_s.toFixed(2)} s, client CPU ${r.client_cpu_s.toFixed(2)} s`)
+      for (const e of entries) {
+        const r = await runOnce(s, e, id.certPath, id.keyPath)
+        ;(res.runs[e.id] ??= []).push(r)
+        console.log(`${s.name} run ${i + 1}/${runs} ${e.id}: ${describe(s, r)}`)
       }
     }
   }
-  report(results)
-}
-
-function report(results: Record<string, Record<Subject, Run[]>>): void {
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Linux ${release()}, Node ${process.version}`
-  mkdirSync(join(__dirname, 'results'), { recursive: true })
-  writeFileSync(join(__dirname, 'results', `${stamp}.json`), JSON.stringify({ machine, runs, duration, results }, null, 2))
-
-  const rows: string[] = []
-  for (const s of chosen) {
-    const bySubject = results[s.name]!
-    const line = (subject: Subject) => {
-      const rs = bySubject[subject]
-      const main = rs.map((r) => r[s.unit])
-      const perUnit = rs.map((r) => (s.unit === 'rps' ? (r.server_cpu_s / r.requests) * 1e6 : r.server_cpu_s / (r.bytes / 1e9)))
-      return {
-        median: median(main),
-        spread: `${Math.min(...main).toFixed(0)}–${Math.max(...main).toFixed(0)}`,
-        cpu: median(perUnit),
-        p50: median(rs.map((r) => r.p50_us)),
-        p99: median(rs.map((r) => r.p99_us)),
-        clientCpu: median(rs.map((r) => r.client_cpu_s / r.seconds)),
-      }
-    }
-    const n = line('N')
-    const p = line('P')
-    const sv = line('S')
-    const unit = s.unit === 'rps' ? 'req/s' : 'Mbit/s'
-    const cpuUnit = s.unit === 'rps' ? 'µs/req' : 's/GB'
-    for (const [name, l] of [['N (native tokio-quiche)', n], ['P (this package, controller API)', p], ['S (this package, serve())', sv]] as const) {
-      rows.push(
-        `| ${s.name} | ${name} | ${l.median.toFixed(0)} ${unit} | ${l.spread} | ${l.cpu.toFixed(s.unit === 'rps' ? 1 : 2)} ${cpuUnit} | ${l.p50} / ${l.p99} µs | ${(l.clientCpu * 100).toFixed(0)} % |`,
-      )
-    }
-    rows.push(`| ${s.name} | **P/N** | **${(p.median / n.median).toFixed(2)}** | | ${(p.cpu / n.cpu).toFixed(2)}× CPU | | |`)
-    rows.push(`| ${s.name} | **S/N** | **${(sv.median / n.median).toFixed(2)}** | | ${(sv.cpu / n.cpu).toFixed(2)}× CPU | | |`)
-  }
-  const md = `# Benchmarks
-
-Generated by \`npm run bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 10)}: ${machine}.
-${runs} runs of ${duration} s per scenario and subject, subjects alternating run by run, a fresh server
-process per run, one connection per run. Release builds. The load client is the native \`tq-bench load\`
-(tokio-quiche's client, one connection, the given number of requests always in flight); its CPU use is
-shown so it can be checked for being the bottleneck. Client and server share the machine's cores:
-where the client's CPU is near 100 %, the client rather than the server bounds the result, so
-P/N there overstates how close P comes to N.
-
-Server sockets: tokio-quiche's \`listen()\` applies GSO, GRO and the other socket capabilities the
-kernel offers (loopback on Linux offers GSO and GRO) for both subjects; the client's \`connect()\`
-applies none.
-
-| scenario | subject | median | spread (min–max) | server CPU | latency p50 / p99 | client CPU |
-|---|---|---|---|---|---|---|
-${rows.join('\n')}
-
-Scenarios: ${chosen.map((s) => `\`${s.name}\`: ${s.what}`).join('; ')}.
-Raw results: \`bench/results/${stamp}.json\`.
-`
-  writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), md)
+  const sysctl = Object.fromEntries(['rmem_max', 'wmem_max'].map((k) => [`net.core.${k}`, readFileSync(`/proc/sys/net/core/${k}`, 'utf8').trim()]))
+  const notes = [
+    // Smoke runs check that the bench works; their numbers decide nothing.
+    ...(runs < 3 || duration < 3 ? [`**Smoke run** (${runs} run(s) of ${duration} s): not a measurement. Measure with at least \`--runs 5 --duration 5\` on a quiet machine.`] : []),
+    ...(haveH2load ? [] : [`H2 and H1 were not run: ${H2LOAD_MISSING}.`]),
+    ...(values.cluster && clusterOk !== true ? [`Cluster rows were not run: ${clusterOk}.`] : []),
+  ]
+  const md = writeReport(
+    ROOT,
+    { machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Linux ${release()}, Node ${process.version}`, date: new Date().toISOString(), runs, duration, sysctl, notes },
+    chosen,
+    results,
+  )
   console.log(`\n${md}`)
 }
 

@@ -1,52 +1,47 @@
 // Subjects P and S: our package's server through the controller API (P) or
-// through serve() (S), doing what crates/bench/src/server.rs (subject N)
-// does: /bytes/<n> is n bytes in 64 KiB frames, anything else 1 KiB.
+// through serve() (S), serving bench/routes.ts as crates/bench (subject N) does.
 //   tsx bench/server.ts ADDR CERT KEY [controller|serve]
 import { ConnectionParams, type ServerH3Controller, ServerH3Driver, listen, serve } from 'tokio-quiche'
+import { answerStats, bodyChunks, countUpload, responseSize } from './routes'
 
-const CHUNK = 64 * 1024
-const SMALL = 1024
-const DATA = Buffer.alloc(CHUNK, 0x57)
-
-function responseSize(path: string | undefined): number {
-  const n = path?.startsWith('/bytes/') ? Number(path.slice(7)) : NaN
-  return Number.isInteger(n) ? n : SMALL
-}
-
-async function serveConnection(controller: ServerH3Controller): Promise<void> {
+/** Serves one connection's requests (also used by cluster workers, bench/cluster-server.ts). */
+export async function serveConnection(controller: ServerH3Controller): Promise<void> {
   for await (const event of controller) {
     if (event.type !== 'headers') continue
-    const { send, headers } = event
+    const { send, recv, headers } = event
+    const header = (name: string) => headers.find(([n]) => n === name)?.[1]
     void (async () => {
-      let left = responseSize(headers.find(([n]) => n === ':path')?.[1])
-      await send.sendHeaders([[':status', '200']])
-      while (left > 0) {
-        const n = Math.min(left, CHUNK)
-        await send.write(n === CHUNK ? DATA : DATA.subarray(0, n))
-        left -= n
+      if (header(':method') === 'POST') {
+        const received = await countUpload(recv.chunks())
+        await send.sendHeaders([[':status', '200']])
+        await send.end(Buffer.from(String(received)))
+        return
       }
+      await send.sendHeaders([[':status', '200']])
+      for (const chunk of bodyChunks(responseSize(header(':path')))) await send.write(chunk)
       await send.end()
     })().catch(() => send.close())
   }
 }
 
-/** The same bytes as a Response body: a stream of 64 KiB chunks. */
+/** The same bytes as a Response body, pulled chunk by chunk. */
 function responseBody(size: number): ReadableStream<Uint8Array> {
-  let left = size
+  const chunks = bodyChunks(size)
   return new ReadableStream({
     pull(controller) {
-      const n = Math.min(left, CHUNK)
-      controller.enqueue(n === CHUNK ? DATA : DATA.subarray(0, n))
-      left -= n
-      if (left === 0) controller.close()
+      const next = chunks.next()
+      if (next.done) controller.close()
+      else controller.enqueue(next.value)
     },
   })
 }
 
 async function main(): Promise<void> {
   const [addr = '127.0.0.1:0', cert, key, api = 'controller'] = process.argv.slice(2)
+  answerStats()
   if (api === 'serve') {
-    const server = await serve({ socket: addr, tls: { cert: cert!, privateKey: key! } }, (request) => {
+    const server = await serve({ socket: addr, tls: { cert: cert!, privateKey: key! } }, async (request) => {
+      if (request.method === 'POST') return new Response(String(await countUpload(request.body!)))
       const size = responseSize(new URL(request.url).pathname)
       return new Response(size > 0 ? responseBody(size) : null)
     })
@@ -64,7 +59,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err)
-  process.exitCode = 1
-})
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err)
+    process.exitCode = 1
+  })
+}

@@ -1,64 +1,168 @@
-//! The load client: one connection, STREAMS requests in flight for SECONDS,
-//! counting completed responses, bytes and per-request latency.
+//! The load client: CONNS connections in parallel, each keeping STREAMS
+//! requests in flight until SECONDS have passed (HTTP/3 here; `--proto h2|h1`
+//! the same over TLS and TCP, tcp.rs); with `--per-conn R` a
+//! connection is closed after R requests and a new one opened (churn,
+//! handshakes); with `--upload BYTES` each request is a POST of BYTES; with
+//! `--plain-socket` the client's socket gets no GSO/GRO, as with tokio-quiche's
+//! and this package's `connect()` (for comparing clients like for like).
+//! Counts completed requests, bytes (response bytes, or uploaded bytes),
+//! connections, per-request latency and handshake time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use tokio_quiche::http3::driver::{ClientH3Event, ClientH3Driver, H3Event, InboundFrame, IncomingH3Headers, NewClientRequest};
-use tokio_quiche::http3::settings::Http3Settings;
-use tokio_quiche::quiche::h3;
-use tokio_quiche::settings::{Hooks, QuicSettings};
-use tokio_quiche::{BoxError, ConnectionParams};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, NewClientRequest, OutboundFrameSender};
+use tokio_quiche::BoxError;
+
+use crate::{body, client, cpu_seconds, tcp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+  H3,
+  H2,
+  H1,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+  pub proto: Proto,
+  pub streams: usize,
+  pub conns: usize,
+  pub seconds: f64,
+  pub per_conn: Option<u64>,
+  pub upload: Option<u64>,
+  pub plain_socket: bool,
+}
+
+impl Default for Options {
+  fn default() -> Self {
+    Self { proto: Proto::H3, streams: 1, conns: 1, seconds: 5.0, per_conn: None, upload: None, plain_socket: false }
+  }
+}
+
+#[derive(Default)]
+pub struct Tally {
+  requests: u64,
+  bytes: u64,
+  connections: u64,
+  latencies_us: Vec<u64>,
+  handshakes_us: Vec<u64>,
+}
+
+impl Tally {
+  pub fn connected(&mut self, handshake: Duration) {
+    self.connections += 1;
+    self.handshakes_us.push(handshake.as_micros() as u64);
+  }
+
+  pub fn done(&mut self, started: Instant, bytes: u64) {
+    self.latencies_us.push(started.elapsed().as_micros() as u64);
+    self.requests += 1;
+    self.bytes += bytes;
+  }
+
+  pub fn merge(&mut self, o: Tally) {
+    self.requests += o.requests;
+    self.bytes += o.bytes;
+    self.connections += o.connections;
+    self.latencies_us.extend(o.latencies_us);
+    self.handshakes_us.extend(o.handshakes_us);
+  }
+}
 
 struct Done {
   request_id: u64,
   bytes: u64,
 }
 
-pub async fn run(addr: &str, path: &str, streams: usize, seconds: f64) -> Result<(), BoxError> {
-  let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
-  socket.connect(addr).await?;
-  let mut settings = QuicSettings::default();
-  // Loopback benchmark against our own test certificate.
-  settings.verify_peer = false;
-  settings.max_idle_timeout = Some(Duration::from_secs(30));
-  let params = ConnectionParams::new_client(settings, None, Hooks::default());
-  let (driver, mut controller) = ClientH3Driver::new(Http3Settings::default());
+pub async fn run(addr: &str, path: &str, o: Options) -> Result<(), BoxError> {
   let cpu_start = cpu_seconds();
-  let connect_start = Instant::now();
-  let _conn = tokio_quiche::quic::connect_with_config(socket.try_into()?, Some("localhost"), &params, driver).await?;
-  let handshake = connect_start.elapsed();
+  let start = Instant::now();
+  let deadline = start + Duration::from_secs_f64(o.seconds);
+  if o.upload.is_some() && o.proto != Proto::H3 {
+    return Err("--upload is HTTP/3 only (H2 and H1 uploads are driven by h2load)".into());
+  }
+  // One TLS context for all connections, as a real client keeps one.
+  let tls = match o.proto {
+    Proto::H3 => None,
+    Proto::H2 => Some(Arc::new(tcp::connector(b"\x02h2")?)),
+    Proto::H1 => Some(Arc::new(tcp::connector(b"\x08http/1.1")?)),
+  };
+  // HTTP/1.1 has no multiplexing: each concurrent request gets its own connection.
+  let conns = if o.proto == Proto::H1 { o.conns * o.streams } else { o.conns };
+  let mut workers = JoinSet::new();
+  for _ in 0..conns {
+    let (addr, path, o, tls) = (addr.to_owned(), path.to_owned(), o.clone(), tls.clone());
+    workers.spawn(async move {
+      let mut tally = Tally::default();
+      while Instant::now() < deadline {
+        match (&tls, o.proto) {
+          (Some(tls), Proto::H2) => tcp::h2_connection(tls, &addr, &path, &o, deadline, &mut tally).await?,
+          (Some(tls), _) => tcp::h1_connection(tls, &addr, &path, &o, deadline, &mut tally).await?,
+          (None, _) => connection(&addr, &path, &o, deadline, &mut tally).await?,
+        }
+      }
+      Ok::<_, BoxError>(tally)
+    });
+  }
+  let mut t = Tally::default();
+  while let Some(worker) = workers.join_next().await {
+    t.merge(worker??);
+  }
+  let elapsed = start.elapsed().as_secs_f64();
+  let cpu = cpu_seconds() - cpu_start;
+  let pct = |xs: &mut Vec<u64>, p: f64| {
+    xs.sort_unstable();
+    xs.get(((xs.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0)
+  };
+  println!(
+    "{{\"requests\":{},\"bytes\":{},\"connections\":{},\"seconds\":{elapsed:.4},\"rps\":{:.1},\"mbps\":{:.2},\"cps\":{:.1},\"p50_us\":{},\"p99_us\":{},\"handshake_us\":{},\"client_cpu_s\":{cpu:.3}}}",
+    t.requests,
+    t.bytes,
+    t.connections,
+    t.requests as f64 / elapsed,
+    t.bytes as f64 * 8.0 / elapsed / 1e6,
+    t.connections as f64 / elapsed,
+    pct(&mut t.latencies_us, 0.5),
+    pct(&mut t.latencies_us, 0.99),
+    pct(&mut t.handshakes_us, 0.5),
+  );
+  Ok(())
+}
 
-  let headers = vec![
-    h3::Header::new(b":method", b"GET"),
-    h3::Header::new(b":scheme", b"https"),
-    h3::Header::new(b":authority", b"localhost"),
-    h3::Header::new(b":path", path.as_bytes()),
-  ];
-  let sender = controller.request_sender();
+/// One connection's life: until the deadline, or until `per_conn` requests.
+async fn connection(addr: &str, path: &str, o: &Options, deadline: Instant, t: &mut Tally) -> Result<(), BoxError> {
+  let mut conn = client::connect(addr, Duration::from_secs(30), !o.plain_socket).await?;
+  t.connected(conn.handshake);
+  let headers = client::request_headers(if o.upload.is_some() { "POST" } else { "GET" }, path);
+  let budget = o.per_conn.unwrap_or(u64::MAX);
+  let sender = conn.controller.request_sender();
   let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
   let mut started: HashMap<u64, Instant> = HashMap::new();
   let mut by_stream: HashMap<u64, u64> = HashMap::new();
-  let mut next_id = 0u64;
-  let mut issue = |started: &mut HashMap<u64, Instant>| -> Result<(), BoxError> {
-    started.insert(next_id, Instant::now());
+  let mut issued = 0u64;
+  let issue = |started: &mut HashMap<u64, Instant>, issued: &mut u64| -> Result<(), BoxError> {
+    let body_writer = o.upload.map(|n| {
+      let (tx, rx) = oneshot::channel();
+      tokio::spawn(upload(rx, n));
+      tx
+    });
+    started.insert(*issued, Instant::now());
     sender
-      .send(NewClientRequest { request_id: next_id, headers: headers.clone(), body_writer: None })
+      .send(NewClientRequest { request_id: *issued, headers: headers.clone(), body_writer })
       .map_err(|_| "the connection closed")?;
-    next_id += 1;
+    *issued += 1;
     Ok(())
   };
-  for _ in 0..streams {
-    issue(&mut started)?;
+  for _ in 0..(o.streams as u64).min(budget) {
+    issue(&mut started, &mut issued)?;
   }
 
-  let run_start = Instant::now();
-  let deadline = run_start + Duration::from_secs_f64(seconds);
-  let (mut completed, mut bytes) = (0u64, 0u64);
-  let mut latencies_us: Vec<u64> = Vec::new();
-  let events = controller.event_receiver_mut();
-  while Instant::now() < deadline || !started.is_empty() {
+  let events = conn.controller.event_receiver_mut();
+  while !started.is_empty() {
     tokio::select! {
       event = events.recv() => match event {
         Some(ClientH3Event::NewOutboundRequest { stream_id, request_id }) => { by_stream.insert(stream_id, request_id); },
@@ -66,50 +170,29 @@ pub async fn run(addr: &str, path: &str, streams: usize, seconds: f64) -> Result
           let request_id = by_stream.remove(&stream_id).unwrap_or(u64::MAX);
           let done_tx = done_tx.clone();
           tokio::spawn(async move {
-            let mut n = 0u64;
-            while let Some(InboundFrame::Body(data, fin)) = recv.recv().await {
-              n += data.len() as u64;
-              if fin { break; }
-            }
-            let _ = done_tx.send(Done { request_id, bytes: n });
+            let bytes = body::count(&mut recv, |_| {}).await;
+            let _ = done_tx.send(Done { request_id, bytes });
           });
         },
         Some(_) => {},
         None => return Err("the connection closed during the run".into()),
       },
       Some(done) = done_rx.recv() => {
-        if let Some(t0) = started.remove(&done.request_id) {
-          latencies_us.push(t0.elapsed().as_micros() as u64);
-        }
-        completed += 1;
-        bytes += done.bytes;
-        if Instant::now() < deadline {
-          issue(&mut started)?;
+        let t0 = started.remove(&done.request_id).ok_or("a response to no request")?;
+        t.done(t0, o.upload.unwrap_or(done.bytes));
+        if Instant::now() < deadline && issued < budget {
+          issue(&mut started, &mut issued)?;
         }
       },
       _ = tokio::time::sleep(Duration::from_secs(30)) => return Err("no progress for 30 s".into()),
     }
   }
-  let elapsed = run_start.elapsed().as_secs_f64();
-  let cpu = cpu_seconds() - cpu_start;
-  latencies_us.sort_unstable();
-  let pct = |p: f64| latencies_us.get(((latencies_us.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
-  println!(
-    "{{\"requests\":{completed},\"bytes\":{bytes},\"seconds\":{elapsed:.4},\"rps\":{:.1},\"mbps\":{:.2},\"p50_us\":{},\"p99_us\":{},\"handshake_us\":{},\"client_cpu_s\":{cpu:.3}}}",
-    completed as f64 / elapsed,
-    bytes as f64 * 8.0 / elapsed / 1e6,
-    pct(0.5),
-    pct(0.99),
-    handshake.as_micros(),
-  );
+  conn.close();
   Ok(())
 }
 
-/// This process's user + system CPU time, from /proc (Linux).
-fn cpu_seconds() -> f64 {
-  let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-  let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-  let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-  // utime and stime are fields 14 and 15 of stat (11 and 12 after the comm field); 100 ticks/s.
-  (ticks(11) + ticks(12)) / 100.0
+async fn upload(writer: oneshot::Receiver<OutboundFrameSender>, bytes: u64) {
+  if let Ok(mut send) = writer.await {
+    body::send(&mut send, bytes).await;
+  }
 }
