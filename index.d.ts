@@ -97,6 +97,11 @@ export declare class NativeH3Controller {
   stats(): Promise<NativeConnectionStats>
   /** `ip:port` of this end, once the connection has started. */
   get localAddress(): string | null
+  /**
+   * Server only: the client certificate verified in the handshake (DER),
+   * when the server asked for one.
+   */
+  get peerCertificate(): Buffer | null
   /** `ip:port` of the peer, once the connection has started. */
   get peerAddress(): string | null
 }
@@ -124,6 +129,11 @@ export declare class NativeQuicListener {
    */
   close(): void
   get localAddress(): string
+  /**
+   * Replaces the certificates (default and SNI) for new handshakes on every
+   * socket of this listener's `listen()` call; connections already up keep theirs.
+   */
+  setSecureContext(tls: NativeServerTls): void
 }
 
 /** A `ServerH3Driver` waiting to be given to `InitialQuicConnection.start()`. */
@@ -193,6 +203,11 @@ export interface NativeConnectOptions {
   /** PEM text or a path; replaces the system trust store. */
   ca?: string
   insecureSkipVerify?: boolean
+  /** PEM file paths of a client certificate (mutual TLS). */
+  certPath?: string
+  keyPath?: string
+  /** PEM `PUBLIC KEY`: expect this raw public key (RFC 7250) instead of a certificate. */
+  serverPublicKey?: string
   settings?: NativeQuicSettings
   http3?: NativeHttp3Settings
 }
@@ -342,9 +357,33 @@ export interface NativeServerDriverPair {
 
 /** What `ConnectionParams::new_server` takes, from JS. */
 export interface NativeServerParams {
+  tls: NativeServerTls
+  settings?: NativeQuicSettings
+}
+
+/** The server's TLS options, from JS (validated there). */
+export interface NativeServerTls {
   certPath: string
   keyPath: string
-  settings?: NativeQuicSettings
+  /**
+   * `x509` (default) or `rawPublicKey` (RFC 7250; `cert_path` holds a DER
+   * SubjectPublicKeyInfo).
+   */
+  kind?: string
+  sni?: Array<NativeSniIdentity>
+  /**
+   * PEM text or path of the CAs client certificates must chain to; turns on
+   * mutual TLS.
+   */
+  clientCa?: string
+  requireClientCert?: boolean
+}
+
+/** One more certificate, presented to clients asking for `name` by SNI. */
+export interface NativeSniIdentity {
+  name: string
+  certPath: string
+  keyPath: string
 }
 
 /** `ServerH3Driver::new(settings)`. */

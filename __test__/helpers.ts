@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto'
 import {
+  type ConnectOptions,
   ConnectionParams,
+  connect,
   type Http3SettingsInit,
   type IncomingHeadersEvent,
   type QuicListener,
   type QuicSettings,
   type ServerH3Controller,
   type ServerH3Event,
+  type ServerTlsOptions,
   ServerH3Driver,
   type WrittenCertificate,
   listen,
@@ -36,6 +39,8 @@ export async function startServer(
     settings?: QuicSettings
     http3?: Http3SettingsInit
     identity?: WrittenCertificate
+    /** Extra TLS options (SNI, client authentication) beside the identity. */
+    tls?: Omit<ServerTlsOptions, 'cert' | 'privateKey'>
     /** Sees every server event, requests included. */
     onEvent?: (event: ServerH3Event) => void
   } = {},
@@ -43,7 +48,7 @@ export async function startServer(
   const id = options.identity ?? (await testIdentity())
   const [listener] = await listen(
     ['127.0.0.1:0'],
-    ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath }, ...(options.settings ? { settings: options.settings } : {}) }),
+    ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath, ...options.tls }, ...(options.settings ? { settings: options.settings } : {}) }),
   )
   const accepting = (async () => {
     for await (const conn of listener!) {
@@ -70,6 +75,16 @@ export async function startServer(
       await listener!.close()
       await accepting
     },
+  }
+}
+
+/** One GET on a new connection: the body text, or connect()'s or the request's error. */
+export async function fetchText(address: string, options: ConnectOptions): Promise<string> {
+  const client = await connect(address, options)
+  try {
+    return await (await client.request()).body.text()
+  } finally {
+    await client.close()
   }
 }
 

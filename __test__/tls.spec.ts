@@ -3,7 +3,7 @@
 // says "insecure".
 import test from 'ava'
 import { OutboundFrame, TokioQuicheError, connect, generateSelfSignedCertificate, writeSelfSignedCertificate } from 'tokio-quiche'
-import { startServer, type TestServer } from './helpers.js'
+import { fetchText, startServer, type TestServer } from './helpers.js'
 
 let server: TestServer
 test.before(async () => {
@@ -13,15 +13,6 @@ test.before(async () => {
   })
 })
 test.after.always(() => server?.close())
-
-async function fetchText(address: string, options: Parameters<typeof connect>[1]): Promise<string> {
-  const client = await connect(address, options)
-  try {
-    return await (await client.request()).body.text()
-  } finally {
-    await client.close()
-  }
-}
 
 test('a self-signed server is rejected without its CA', async (t) => {
   const err = await t.throwsAsync(connect(server.address, { serverName: 'localhost', settings: { handshakeTimeoutMs: 3000 } }), {

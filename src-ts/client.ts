@@ -1,4 +1,6 @@
+import { createPublicKey } from 'node:crypto'
 import native, { type NativeH3Controller, type NativeH3Event } from './native.js'
+import type { TlsCertificatePaths } from './params.js'
 import { TokioQuicheError, awaitNative, callNative, invalidArg } from './errors.js'
 import { H3Controller } from './controller.js'
 import { type ClientH3Event, type CloseInfo, type IncomingHeadersEvent, toEvent } from './events.js'
@@ -15,13 +17,30 @@ export interface ConnectOptions {
    * anyone on the path can impersonate the server.
    */
   insecureSkipVerify?: boolean
+  /** A client certificate (PEM file paths) for servers that ask for one (mutual TLS). */
+  clientCertificate?: TlsCertificatePaths
+  /**
+   * Expect this raw public key (RFC 7250) instead of a certificate: PEM
+   * `PUBLIC KEY` text or DER SubjectPublicKeyInfo bytes. Needs a build with
+   * the `rpk` feature; replaces `ca` and name checks.
+   */
+  serverPublicKey?: string | Uint8Array
   settings?: QuicSettings
   http3?: Http3Settings | Http3SettingsInit
   /** Aborts the handshake: `connect()` rejects and the connection is closed. */
   signal?: AbortSignal
 }
 
-const CONNECT_KEYS = new Set(['serverName', 'ca', 'insecureSkipVerify', 'settings', 'http3', 'signal'])
+const CONNECT_KEYS = new Set(['serverName', 'ca', 'insecureSkipVerify', 'clientCertificate', 'serverPublicKey', 'settings', 'http3', 'signal'])
+
+function publicKeyPem(key: string | Uint8Array): string {
+  try {
+    const parsed = typeof key === 'string' ? createPublicKey(key) : createPublicKey({ key: Buffer.from(key), format: 'der', type: 'spki' })
+    return parsed.export({ type: 'spki', format: 'pem' }).toString()
+  } catch (err) {
+    throw invalidArg('options.serverPublicKey', `expected a PEM public key or DER SubjectPublicKeyInfo: ${(err as Error).message}`)
+  }
+}
 
 /**
  * `tokio_quiche::quic::connect`: opens a QUIC connection from its own UDP
@@ -40,13 +59,23 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
   if (options.insecureSkipVerify !== undefined && typeof options.insecureSkipVerify !== 'boolean') {
     throw invalidArg('options.insecureSkipVerify', 'expected a boolean')
   }
-  const { signal } = options
+  const { signal, clientCertificate, serverPublicKey } = options
+  if (clientCertificate !== undefined) {
+    if (clientCertificate === null || typeof clientCertificate !== 'object') throw invalidArg('options.clientCertificate', 'expected { cert, privateKey } file paths')
+    for (const key of ['cert', 'privateKey'] as const) {
+      if (typeof clientCertificate[key] !== 'string' || clientCertificate[key].length === 0) {
+        throw invalidArg(`options.clientCertificate.${key}`, 'expected a PEM file path')
+      }
+    }
+  }
   signal?.throwIfAborted()
   const pending = native.connect({
     address,
     ...(options.serverName === undefined ? {} : { serverName: options.serverName }),
     ...(options.ca === undefined ? {} : { ca: options.ca }),
     insecureSkipVerify: options.insecureSkipVerify ?? false,
+    ...(clientCertificate ? { certPath: clientCertificate.cert, keyPath: clientCertificate.privateKey } : {}),
+    ...(serverPublicKey === undefined ? {} : { serverPublicKey: publicKeyPem(serverPublicKey) }),
     settings: quicSettingsToNative(options.settings, 'options.settings'),
     http3: http3SettingsToNative(options.http3),
   })

@@ -16,6 +16,7 @@ export type {
   NativeQuicListener,
   NativeQuicSettings,
   NativeServerH3Driver,
+  NativeServerTls,
 } from '../index.js'
 
 export default native

@@ -1,18 +1,75 @@
-import type { NativeQuicSettings } from './native.js'
+import type { NativeQuicSettings, NativeServerTls } from './native.js'
 import { invalidArg } from './errors.js'
 import { type QuicSettings, quicSettingsToNative } from './settings.js'
 
-/** A server's certificate chain and private key, as PEM file paths. */
+/** A certificate chain and private key, as PEM file paths (tokio-quiche's `TlsCertificatePaths`). */
 export interface TlsCertificatePaths {
-  /** Path to the PEM certificate chain (leaf first). */
+  /** Path to the PEM certificate chain (leaf first); with `kind: 'rawPublicKey'`, a DER SubjectPublicKeyInfo. */
   cert: string
   /** Path to the PEM private key. */
   privateKey: string
+  /**
+   * tokio-quiche's `CertificateKind`: `x509` (default) or `rawPublicKey`
+   * (RFC 7250, needs a build with the `rpk` feature; no `sni` or `clientCa`).
+   */
+  kind?: 'x509' | 'rawPublicKey'
+}
+
+/** The server's TLS identity, plus SNI certificates and client authentication. */
+export interface ServerTlsOptions extends TlsCertificatePaths {
+  /**
+   * More certificates by host name (`a.example` or `*.example` covering one
+   * label), chosen per connection from the client's SNI; the default
+   * `cert` serves everything else. Replace them all at run time with
+   * `QuicListener.setSecureContext()`.
+   */
+  sni?: Record<string, TlsCertificatePaths>
+  /**
+   * Mutual TLS: CA certificates (PEM text or file path) client certificates
+   * must chain to. See `ServerH3Controller.peerCertificate`.
+   */
+  clientCa?: string
+  /** With `clientCa`: refuse clients without a certificate. Default true. */
+  requireClientCert?: boolean
 }
 
 export interface ServerParamsInit {
-  tls: TlsCertificatePaths
+  tls: ServerTlsOptions
   settings?: QuicSettings
+}
+
+function identity(paths: TlsCertificatePaths, field: string): { certPath: string; keyPath: string } {
+  if (paths === null || typeof paths !== 'object') throw invalidArg(field, 'expected { cert, privateKey } file paths')
+  for (const key of ['cert', 'privateKey'] as const) {
+    if (typeof paths[key] !== 'string' || paths[key].length === 0) throw invalidArg(`${field}.${key}`, 'expected a PEM file path')
+  }
+  return { certPath: paths.cert, keyPath: paths.privateKey }
+}
+
+/** Validates server TLS options into the binding's shape. */
+export function serverTlsToNative(tls: ServerTlsOptions, field = 'tls'): NativeServerTls {
+  const out: NativeServerTls = identity(tls, field)
+  if (tls.kind !== undefined) {
+    if (tls.kind !== 'x509' && tls.kind !== 'rawPublicKey') throw invalidArg(`${field}.kind`, `expected 'x509' or 'rawPublicKey', got ${String(tls.kind)}`)
+    out.kind = tls.kind
+  }
+  if (tls.sni !== undefined) {
+    if (tls.sni === null || typeof tls.sni !== 'object') throw invalidArg(`${field}.sni`, 'expected { [hostName]: { cert, privateKey } }')
+    out.sni = Object.entries(tls.sni).map(([name, paths]) => {
+      if (!/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/i.test(name)) throw invalidArg(`${field}.sni`, `'${name}' is not a host name or *.wildcard`)
+      return { name, ...identity(paths, `${field}.sni["${name}"]`) }
+    })
+  }
+  if (tls.clientCa !== undefined) {
+    if (typeof tls.clientCa !== 'string' || tls.clientCa.length === 0) throw invalidArg(`${field}.clientCa`, 'expected PEM text or a file path')
+    out.clientCa = tls.clientCa
+  }
+  if (tls.requireClientCert !== undefined) {
+    if (typeof tls.requireClientCert !== 'boolean') throw invalidArg(`${field}.requireClientCert`, 'expected a boolean')
+    if (tls.clientCa === undefined) throw invalidArg(`${field}.requireClientCert`, 'needs clientCa')
+    out.requireClientCert = tls.requireClientCert
+  }
+  return out
 }
 
 /** tokio-quiche's `ConnectionParams`: the QUIC settings and TLS identity of an endpoint. */
@@ -20,9 +77,9 @@ export class ConnectionParams {
   /** @internal */
   readonly settings: NativeQuicSettings
   /** @internal */
-  readonly tls: TlsCertificatePaths
+  readonly tls: NativeServerTls
 
-  private constructor(tls: TlsCertificatePaths, settings: NativeQuicSettings) {
+  private constructor(tls: NativeServerTls, settings: NativeQuicSettings) {
     this.tls = tls
     this.settings = settings
   }
@@ -30,13 +87,6 @@ export class ConnectionParams {
   /** `ConnectionParams::new_server`: validated now; the files are read by `listen()`. */
   static newServer(init: ServerParamsInit): ConnectionParams {
     if (init === null || typeof init !== 'object') throw invalidArg('params', 'expected { tls, settings? }')
-    const tls = init.tls
-    if (tls === null || typeof tls !== 'object') throw invalidArg('tls', 'expected { cert, privateKey } file paths')
-    for (const field of ['cert', 'privateKey'] as const) {
-      if (typeof tls[field] !== 'string' || tls[field].length === 0) {
-        throw invalidArg(`tls.${field}`, 'expected a PEM file path')
-      }
-    }
-    return new ConnectionParams({ cert: tls.cert, privateKey: tls.privateKey }, quicSettingsToNative(init.settings))
+    return new ConnectionParams(serverTlsToNative(init.tls), quicSettingsToNative(init.settings))
   }
 }

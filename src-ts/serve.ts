@@ -1,7 +1,7 @@
 import { invalidArg } from './errors.js'
 import type { IncomingHeadersEvent, ServerH3Event } from './events.js'
 import type { Header, InboundFrameStream, OutboundFrameSender } from './frames.js'
-import { ConnectionParams, type TlsCertificatePaths } from './params.js'
+import { ConnectionParams, type ServerTlsOptions } from './params.js'
 import { type ListenSocket, type QuicListener, ServerH3Driver, listen } from './server.js'
 import type { Http3SettingsInit, QuicSettings } from './settings.js'
 
@@ -20,7 +20,7 @@ export type FetchHandler = (request: Request, info: RequestInfo) => Response | P
 export interface ServeOptions {
   /** Where to listen. Default `{ host: '0.0.0.0', port: 443 }`. */
   socket?: ListenSocket
-  tls: TlsCertificatePaths
+  tls: ServerTlsOptions
   settings?: QuicSettings
   http3?: Http3SettingsInit
   /** Aborting it closes the server. */

@@ -1,8 +1,9 @@
+import { X509Certificate } from 'node:crypto'
 import native, { type NativeH3Event, type NativeInitialConnection, type NativeQuicListener, type NativeServerH3Driver } from './native.js'
 import { awaitNative, callNative, invalidArg } from './errors.js'
 import { H3Controller } from './controller.js'
 import { type ServerH3Event, toEvent } from './events.js'
-import { ConnectionParams } from './params.js'
+import { ConnectionParams, type ServerTlsOptions, serverTlsToNative } from './params.js'
 import { type Http3Settings, type Http3SettingsInit, http3SettingsToNative } from './settings.js'
 
 /**
@@ -39,7 +40,7 @@ export async function listen(sockets: readonly ListenSocket[], params: Connectio
   if (!Array.isArray(sockets) || sockets.length === 0) throw invalidArg('sockets', 'expected a non-empty array')
   if (!(params instanceof ConnectionParams)) throw invalidArg('params', 'expected ConnectionParams.newServer(...)')
   const listeners = await awaitNative(
-    native.listen(sockets.map(listenSocket), { certPath: params.tls.cert, keyPath: params.tls.privateKey, settings: params.settings }),
+    native.listen(sockets.map(listenSocket), { tls: params.tls, settings: params.settings }),
   )
   return listeners.map((l) => new QuicListener(l))
 }
@@ -65,6 +66,19 @@ export class QuicListener implements AsyncIterable<InitialQuicConnection>, Async
 
   get port(): number {
     return Number(this.localAddress.slice(this.localAddress.lastIndexOf(':') + 1))
+  }
+
+  /**
+   * Replaces the certificates (the default one and all SNI ones) for new
+   * handshakes, without a restart; connections already up keep theirs. The
+   * files are read and checked now; on error nothing changes. Applies to
+   * every socket of the `listen()` call that made this listener.
+   */
+  setSecureContext(tls: Pick<ServerTlsOptions, 'cert' | 'privateKey' | 'sni'>): void {
+    if (tls === null || typeof tls !== 'object') throw invalidArg('tls', 'expected { cert, privateKey, sni? }')
+    const { cert, privateKey, sni } = tls
+    const native = serverTlsToNative({ cert, privateKey, ...(sni === undefined ? {} : { sni }) })
+    callNative(() => this.#native.setSecureContext(native))
   }
 
   /** The next connection that passed address validation, or `null` once closed. */
@@ -181,6 +195,15 @@ export class ServerH3Driver {
  * connection, as an async iterable of {@link ServerH3Event}.
  */
 export class ServerH3Controller extends H3Controller<ServerH3Event> {
+  /**
+   * The client certificate verified in the handshake, when the server asks
+   * for one (`tls.clientCa`); `null` otherwise or before the handshake.
+   */
+  get peerCertificate(): X509Certificate | null {
+    const der = this.native.peerCertificate
+    return der ? new X509Certificate(der) : null
+  }
+
   protected route(raw: NativeH3Event): ServerH3Event | undefined {
     return toEvent(raw) as ServerH3Event | undefined
   }

@@ -15,7 +15,7 @@ use crate::controller::{take_writer, ClientRequests, NativeH3Controller, Pending
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{client_event, spawn_event_pump, ConnectionSlot};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings, DEFAULT_HANDSHAKE_TIMEOUT};
-use crate::tls::{load_ca, ClientTlsHook, ServerTrust};
+use crate::tls::{load_ca, load_identity, raw_public_key, ClientTlsHook, ServerTrust};
 
 #[napi(object)]
 pub struct NativeConnectOptions {
@@ -25,6 +25,11 @@ pub struct NativeConnectOptions {
   /// PEM text or a path; replaces the system trust store.
   pub ca: Option<String>,
   pub insecure_skip_verify: Option<bool>,
+  /// PEM file paths of a client certificate (mutual TLS).
+  pub cert_path: Option<String>,
+  pub key_path: Option<String>,
+  /// PEM `PUBLIC KEY`: expect this raw public key (RFC 7250) instead of a certificate.
+  pub server_public_key: Option<String>,
   pub settings: Option<NativeQuicSettings>,
   pub http3: Option<NativeHttp3Settings>,
 }
@@ -38,10 +43,15 @@ pub async fn connect(options: NativeConnectOptions) -> napi::Result<NativeH3Cont
 
 async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller> {
   let peer = resolve(&options.address, "address").await?;
-  let trust = match (options.insecure_skip_verify.unwrap_or(false), &options.ca) {
-    (true, _) => ServerTrust::Insecure,
-    (false, Some(ca)) => ServerTrust::Anchors(load_ca(ca)?),
-    (false, None) => ServerTrust::System,
+  let trust = match (options.insecure_skip_verify.unwrap_or(false), &options.ca, &options.server_public_key) {
+    (true, _, _) => ServerTrust::Insecure,
+    (false, _, Some(pem)) => ServerTrust::PublicKey(raw_public_key(pem)?),
+    (false, Some(ca), None) => ServerTrust::Anchors(load_ca(ca, "ca")?),
+    (false, None, None) => ServerTrust::System,
+  };
+  let identity = match (&options.cert_path, &options.key_path) {
+    (Some(cert), Some(key)) => Some(load_identity(cert, key, "clientCertificate")?),
+    _ => None,
   };
   let server_name = options.server_name.clone().or_else(|| host_name(&options.address).map(str::to_owned));
   let verify_ip: Option<IpAddr> = server_name.is_none().then_some(peer.ip());
@@ -57,7 +67,7 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
   // tokio-quiche consults the hook only when certificate paths are set; the
   // hook builds the whole TLS context, so these placeholders are never read.
   let placeholder = TlsCertificatePaths { cert: "", private_key: "", kind: CertificateKind::X509 };
-  let hook = Arc::new(ClientTlsHook::new(trust, verify_ip));
+  let hook = Arc::new(ClientTlsHook::new(trust, verify_ip, identity));
   let rejection = hook.rejection.clone();
   let hooks = Hooks { connection_hook: Some(hook) };
   let params = ConnectionParams::new_client(settings, Some(placeholder), hooks);
@@ -97,5 +107,6 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
     }),
     slot,
     Some(ClientRequests { sender: controller.request_sender(), writers }),
+    None,
   ))
 }

@@ -3,7 +3,9 @@
 //! them as `ServerH3Controller` and `ClientH3Controller`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use napi::bindgen_prelude::Buffer;
 
 use napi_derive::napi;
 use tokio::sync::oneshot;
@@ -58,11 +60,18 @@ pub struct NativeH3Controller {
   events: Mutex<Option<EventStarter>>,
   slot: ConnectionSlot,
   requests: Option<ClientRequests>,
+  peer_cert: Option<PeerCertSlot>,
 }
 
+/// The DER client certificate a server verified (mutual TLS), set during the handshake.
+pub type PeerCertSlot = Arc<OnceLock<Vec<u8>>>;
+
 impl NativeH3Controller {
-  pub fn new(commands: Box<dyn CommandSink>, events: EventStarter, slot: ConnectionSlot, requests: Option<ClientRequests>) -> Self {
-    Self { commands, events: Mutex::new(Some(events)), slot, requests }
+  pub fn new(
+    commands: Box<dyn CommandSink>, events: EventStarter, slot: ConnectionSlot, requests: Option<ClientRequests>,
+    peer_cert: Option<PeerCertSlot>,
+  ) -> Self {
+    Self { commands, events: Mutex::new(Some(events)), slot, requests, peer_cert }
   }
 
   fn command(&self, cmd: H3Command) -> Result<()> {
@@ -155,6 +164,13 @@ impl NativeH3Controller {
   #[napi(getter)]
   pub fn local_address(&self) -> Option<String> {
     self.slot.get().map(|c| c.local_addr().to_string())
+  }
+
+  /// Server only: the client certificate verified in the handshake (DER),
+  /// when the server asked for one.
+  #[napi(getter)]
+  pub fn peer_certificate(&self) -> Option<Buffer> {
+    self.peer_cert.as_ref()?.get().map(|der| der.clone().into())
   }
 
   /// `ip:port` of the peer, once the connection has started.

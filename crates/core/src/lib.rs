@@ -15,6 +15,7 @@ mod headers;
 mod metrics;
 mod runtime;
 mod server;
+mod server_tls;
 mod settings;
 mod stats;
 mod stream;

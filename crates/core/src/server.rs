@@ -4,28 +4,28 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use boring::ssl::{SslRef, SslVerifyMode};
 use futures_util::StreamExt;
 use napi_derive::napi;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio_quiche::http3::driver::ServerH3Driver;
 use tokio_quiche::metrics::DefaultMetrics;
-use tokio_quiche::settings::{CertificateKind, Hooks, TlsCertificatePaths};
+use tokio_quiche::settings::TlsCertificatePaths;
 use tokio_quiche::{ConnectionParams, InitialQuicConnection, QuicConnectionStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::address::{any_port_for, resolve};
-use crate::controller::NativeH3Controller;
+use crate::controller::{NativeH3Controller, PeerCertSlot};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
-use crate::tls::check_server_identity;
+use crate::server_tls::{load_identities, server_tls, IdentityStore, NativeServerTls};
 
 /// What `ConnectionParams::new_server` takes, from JS.
 #[napi(object)]
 pub struct NativeServerParams {
-  pub cert_path: String,
-  pub key_path: String,
+  pub tls: NativeServerTls,
   pub settings: Option<NativeQuicSettings>,
 }
 
@@ -36,6 +36,8 @@ pub struct NativeQuicListener {
   cancel: CancellationToken,
   local_addr: SocketAddr,
   reuse_port: bool,
+  /// Shared by the listeners of one `listen()` call.
+  identities: Option<IdentityStore>,
 }
 
 /// One socket `listen()` binds.
@@ -70,7 +72,7 @@ pub async fn listen(sockets: Vec<NativeListenSocket>, params: NativeServerParams
 }
 
 async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServerParams) -> Result<Vec<NativeQuicListener>> {
-  check_server_identity(&params.cert_path, &params.key_path)?;
+  let tls = server_tls(&params.tls)?;
   let mut sockets = Vec::with_capacity(requested.len());
   for (index, socket) in requested.iter().enumerate() {
     sockets.push(bind(socket, index).await?);
@@ -82,8 +84,8 @@ async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServe
     .map_err(|e| js_error(ErrorCode::Listen, e))?;
   let params = ConnectionParams::new_server(
     quic_settings(&params.settings.unwrap_or_default())?,
-    TlsCertificatePaths { cert: &params.cert_path, private_key: &params.key_path, kind: CertificateKind::X509 },
-    Hooks::default(),
+    TlsCertificatePaths { cert: &params.tls.cert_path, private_key: &params.tls.key_path, kind: tls.kind },
+    tls.hooks,
   );
   let streams = tokio_quiche::listen(sockets, params, DefaultMetrics).map_err(|e| js_error(ErrorCode::Listen, e))?;
   Ok(streams
@@ -95,6 +97,7 @@ async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServe
       cancel: CancellationToken::new(),
       local_addr,
       reuse_port: socket.reuse_port,
+      identities: tls.identities.clone(),
     })
     .collect())
 }
@@ -142,6 +145,18 @@ impl NativeQuicListener {
   #[napi(getter)]
   pub fn local_address(&self) -> String {
     self.local_addr.to_string()
+  }
+
+  /// Replaces the certificates (default and SNI) for new handshakes on every
+  /// socket of this listener's `listen()` call; connections already up keep theirs.
+  #[napi(catch_unwind)]
+  pub fn set_secure_context(&self, tls: NativeServerTls) -> Result<()> {
+    let store = self.identities.as_ref().ok_or_else(|| {
+      js_error(ErrorCode::InvalidArg, "tls: a raw public key listener has no certificates to replace")
+    })?;
+    let identities = load_identities(&tls)?;
+    *store.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(identities);
+    Ok(())
   }
 }
 
@@ -204,10 +219,29 @@ impl NativeInitialConnection {
     let conn = conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: it was already started or closed"))?;
     let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
     let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
+    let mut conn = conn;
+    record_client_certificate(conn.ssl_mut(), driver.peer_cert.clone());
     let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(h3));
     let _ = driver.slot.set(started);
     Ok(())
   }
+}
+
+/// With mutual TLS on, keeps the client's leaf certificate once BoringSSL
+/// has verified its chain (the callback sees the leaf last, at depth 0).
+fn record_client_certificate(ssl: &mut SslRef, slot: PeerCertSlot) {
+  let mode = ssl.verify_mode();
+  if !mode.contains(SslVerifyMode::PEER) {
+    return;
+  }
+  ssl.set_verify_callback(mode, move |ok, ctx| {
+    if ok && ctx.error_depth() == 0 {
+      if let Some(der) = ctx.current_cert().and_then(|c| c.to_der().ok()) {
+        let _ = slot.set(der);
+      }
+    }
+    ok
+  });
 }
 
 /// A `ServerH3Driver` waiting to be given to `InitialQuicConnection.start()`.
@@ -215,6 +249,7 @@ impl NativeInitialConnection {
 pub struct NativeServerH3Driver {
   driver: Mutex<Option<ServerH3Driver>>,
   slot: ConnectionSlot,
+  peer_cert: PeerCertSlot,
 }
 
 /// `ServerH3Driver::new`'s pair.
@@ -231,13 +266,15 @@ pub fn new_server_h3_driver(settings: Option<NativeHttp3Settings>) -> NativeServ
   let slot: ConnectionSlot = Arc::new(OnceLock::new());
   let events = controller.take_event_receiver();
   let pump_slot = slot.clone();
+  let peer_cert = PeerCertSlot::default();
   NativeServerDriverPair {
-    driver: NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot: slot.clone() },
+    driver: NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot: slot.clone(), peer_cert: peer_cert.clone() },
     controller: NativeH3Controller::new(
       Box::new(controller.h3_cmd_sender()),
       Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, server_event)),
       slot,
       None,
+      Some(peer_cert),
     ),
   }
 }

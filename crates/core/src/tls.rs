@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use boring::pkey::PKey;
-use boring::ssl::{SslContextBuilder, SslMethod, SslVerifyMode};
+use boring::pkey::{PKey, Private};
+use boring::ssl::{SslContextBuilder, SslMethod, SslRef, SslVerifyMode};
 use boring::x509::X509;
 use tokio_quiche::quic::ConnectionHook;
 use tokio_quiche::settings::TlsCertificatePaths;
@@ -29,35 +29,67 @@ fn parse_certs(pem: &[u8], field: &str, origin: &str) -> BindingResult<Vec<X509>
   }
 }
 
-/// Checks that the server's certificate chain and key files exist, parse,
-/// and belong together, so a typo fails `listen()` with a message naming the
-/// field instead of failing every handshake later.
-pub fn check_server_identity(cert_path: &str, key_path: &str) -> BindingResult<()> {
-  let certs = parse_certs(&read_file(cert_path, "tls.cert")?, "tls.cert", &format!("'{cert_path}'"))?;
-  let key = PKey::private_key_from_pem(&read_file(key_path, "tls.privateKey")?).map_err(|_| {
+/// A certificate chain (leaf first) and the leaf's private key.
+#[derive(Clone)]
+pub struct Identity {
+  pub chain: Vec<X509>,
+  pub key: PKey<Private>,
+}
+
+/// Loads a certificate chain and key from PEM files and checks that they
+/// exist, parse and belong together, so a typo fails up front with a message
+/// naming `field` (`tls`, `sni["a.test"]`, `cert`) instead of failing every
+/// handshake later.
+pub fn load_identity(cert_path: &str, key_path: &str, field: &str) -> BindingResult<Identity> {
+  let cert_field = format!("{field}.cert");
+  let key_field = format!("{field}.privateKey");
+  let chain = parse_certs(&read_file(cert_path, &cert_field)?, &cert_field, &format!("'{cert_path}'"))?;
+  let key = PKey::private_key_from_pem(&read_file(key_path, &key_field)?).map_err(|_| {
     tls_error(format!(
-      "tls.privateKey: '{key_path}' holds no PEM private key ('-----BEGIN PRIVATE KEY-----')"
+      "{key_field}: '{key_path}' holds no PEM private key ('-----BEGIN PRIVATE KEY-----')"
     ))
   })?;
-  let leaf_key = certs[0]
+  let leaf_key = chain[0]
     .public_key()
-    .map_err(|e| tls_error(format!("tls.cert: unreadable public key in '{cert_path}': {e}")))?;
+    .map_err(|e| tls_error(format!("{cert_field}: unreadable public key in '{cert_path}': {e}")))?;
   if !leaf_key.public_eq(&key) {
     return Err(tls_error(format!(
-      "tls.privateKey: '{key_path}' does not match the certificate in '{cert_path}'"
+      "{key_field}: '{key_path}' does not match the certificate in '{cert_path}'"
     )));
   }
-  Ok(())
+  Ok(Identity { chain, key })
+}
+
+/// Puts `identity` on one connection's TLS object.
+pub fn use_identity(ssl: &mut SslRef, identity: &Identity) -> Result<(), boring::error::ErrorStack> {
+  ssl.set_certificate(&identity.chain[0])?;
+  for intermediate in &identity.chain[1..] {
+    ssl.add_chain_cert(intermediate)?;
+  }
+  ssl.set_private_key(&identity.key)
 }
 
 /// Loads trust anchors from PEM text or, when it does not look like PEM, from
-/// a file path.
-pub fn load_ca(ca: &str) -> BindingResult<Vec<X509>> {
+/// a file path; `field` names the option in errors.
+pub fn load_ca(ca: &str, field: &str) -> BindingResult<Vec<X509>> {
   if ca.trim_start().starts_with("-----BEGIN") {
-    parse_certs(ca.as_bytes(), "ca", "the PEM text")
+    parse_certs(ca.as_bytes(), field, "the PEM text")
   } else {
-    parse_certs(&read_file(ca, "ca")?, "ca", &format!("'{ca}'"))
+    parse_certs(&read_file(ca, field)?, field, &format!("'{ca}'"))
   }
+}
+
+/// The DER SubjectPublicKeyInfo of a PEM `PUBLIC KEY` (`serverPublicKey`).
+pub fn raw_public_key(pem: &str) -> BindingResult<Vec<u8>> {
+  if !cfg!(feature = "rpk") {
+    return Err(BindingError::new(
+      ErrorCode::InvalidArg,
+      "serverPublicKey: raw public keys need a build with the rpk feature (npm run build -- --features rpk)",
+    ));
+  }
+  PKey::public_key_from_pem(pem.as_bytes())
+    .and_then(|k| k.public_key_to_der())
+    .map_err(|_| tls_error("serverPublicKey: not a PEM public key ('-----BEGIN PUBLIC KEY-----')".into()))
 }
 
 /// How a client checks the server's certificate.
@@ -69,6 +101,9 @@ pub enum ServerTrust {
   Anchors(Vec<X509>),
   /// No verification at all; only reachable through an option named insecure.
   Insecure,
+  /// A raw public key (RFC 7250) instead of a certificate: the server must
+  /// present exactly this DER SubjectPublicKeyInfo. Needs the `rpk` feature.
+  PublicKey(Vec<u8>),
 }
 
 /// Builds the client's TLS context. tokio-quiche only consults a
@@ -80,6 +115,8 @@ pub enum ServerTrust {
 /// caller leaves `QuicSettings::verify_peer` off.
 pub struct ClientTlsHook {
   pub trust: ServerTrust,
+  /// A client certificate for servers that ask for one (mutual TLS).
+  pub identity: Option<Identity>,
   /// Verify against this IP SAN (used when connecting to an IP without a server name).
   pub verify_ip: Option<IpAddr>,
   /// Why the server's certificate was rejected, for the `connect()` error.
@@ -87,12 +124,19 @@ pub struct ClientTlsHook {
 }
 
 impl ClientTlsHook {
-  pub fn new(trust: ServerTrust, verify_ip: Option<IpAddr>) -> Self {
-    Self { trust, verify_ip, rejection: Arc::default() }
+  pub fn new(trust: ServerTrust, verify_ip: Option<IpAddr>, identity: Option<Identity>) -> Self {
+    Self { trust, identity, verify_ip, rejection: Arc::default() }
   }
 
   pub fn build(&self) -> Result<SslContextBuilder, boring::error::ErrorStack> {
     let mut builder = SslContextBuilder::new(SslMethod::tls())?;
+    if let Some(Identity { chain, key }) = &self.identity {
+      builder.set_certificate(&chain[0])?;
+      for intermediate in &chain[1..] {
+        builder.add_extra_chain_cert(intermediate.clone())?;
+      }
+      builder.set_private_key(key)?;
+    }
     match &self.trust {
       ServerTrust::Insecure => builder.set_verify(SslVerifyMode::NONE),
       ServerTrust::System => builder.set_default_verify_paths()?,
@@ -100,6 +144,10 @@ impl ClientTlsHook {
         for cert in certs {
           builder.cert_store_mut().add_cert(cert)?;
         }
+      },
+      ServerTrust::PublicKey(pinned) => {
+        self.pin_public_key(&mut builder, pinned.clone())?;
+        return Ok(builder);
       },
     }
     if !matches!(self.trust, ServerTrust::Insecure) {
@@ -115,6 +163,34 @@ impl ClientTlsHook {
       builder.cert_store_mut().verify_param_mut().set_ip(ip)?;
     }
     Ok(builder)
+  }
+}
+
+#[cfg(feature = "rpk")]
+impl ClientTlsHook {
+  /// Offers only raw public keys and accepts only `pinned`.
+  fn pin_public_key(&self, builder: &mut SslContextBuilder, pinned: Vec<u8>) -> Result<(), boring::error::ErrorStack> {
+    use boring::ssl::{CertificateType, SslAlert, SslVerifyError};
+    builder.set_server_certificate_types(&[CertificateType::RAW_PUBLIC_KEY])?;
+    let rejection = self.rejection.clone();
+    builder.set_custom_verify_callback(SslVerifyMode::PEER, move |ssl| {
+      let presented = ssl.peer_pubkey().and_then(|k| k.public_key_to_der().ok());
+      if presented.as_deref() == Some(pinned.as_slice()) {
+        return Ok(());
+      }
+      let why = if presented.is_some() { "raw public key does not match serverPublicKey" } else { "no raw public key presented" };
+      rejection.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| why.to_string());
+      Err(SslVerifyError::Invalid(SslAlert::BAD_CERTIFICATE))
+    });
+    Ok(())
+  }
+}
+
+#[cfg(not(feature = "rpk"))]
+impl ClientTlsHook {
+  /// connect() refuses `serverPublicKey` before a handshake without `rpk`.
+  fn pin_public_key(&self, _: &mut SslContextBuilder, _: Vec<u8>) -> Result<(), boring::error::ErrorStack> {
+    Err(boring::error::ErrorStack::get())
   }
 }
 
@@ -163,9 +239,9 @@ mod tests {
     let id = self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let cert = write(&dir, "cert.pem", &id.cert_pem);
     let key = write(&dir, "key.pem", &id.key_pem);
-    check_server_identity(&cert, &key).unwrap();
-    assert_eq!(load_ca(&id.cert_pem).unwrap().len(), 1);
-    assert_eq!(load_ca(&cert).unwrap().len(), 1);
+    load_identity(&cert, &key, "tls").unwrap();
+    assert_eq!(load_ca(&id.cert_pem, "ca").unwrap().len(), 1);
+    assert_eq!(load_ca(&cert, "ca").unwrap().len(), 1);
   }
 
   #[test]
@@ -177,13 +253,14 @@ mod tests {
     let other_key = write(&dir, "key.pem", &b.key_pem);
     let junk = write(&dir, "junk.pem", "not pem");
 
-    let e = check_server_identity("/nonexistent/cert.pem", &other_key).unwrap_err();
+    let e = load_identity("/nonexistent/cert.pem", &other_key, "tls").err().unwrap();
     assert_eq!(e.code, ErrorCode::TlsCert);
     assert!(e.message.starts_with("tls.cert: cannot read"), "{}", e.message);
-    assert!(check_server_identity(&junk, &other_key).unwrap_err().message.contains("no PEM certificate"));
-    assert!(check_server_identity(&cert, &junk).unwrap_err().message.contains("tls.privateKey"));
-    assert!(check_server_identity(&cert, &other_key).unwrap_err().message.contains("does not match"));
-    assert!(load_ca("-----BEGIN CERTIFICATE-----\nxx\n").unwrap_err().message.starts_with("ca:"));
+    let err = |cert: &str, key: &str| load_identity(cert, key, "sni[\"b.test\"]").err().unwrap().message;
+    assert!(err(&junk, &other_key).contains("no PEM certificate"));
+    assert!(err(&cert, &junk).starts_with("sni[\"b.test\"].privateKey:"));
+    assert!(err(&cert, &other_key).contains("does not match"));
+    assert!(load_ca("-----BEGIN CERTIFICATE-----\nxx\n", "ca").unwrap_err().message.starts_with("ca:"));
     assert_eq!(self_signed(vec![]).unwrap_err().code, ErrorCode::InvalidArg);
   }
 
