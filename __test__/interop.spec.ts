@@ -5,8 +5,8 @@ import test from 'ava'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import { type ClientH3Controller, OutboundFrame, StreamResetError, connect } from 'tokio-quiche'
-import { header, sha256, startServer, type TestServer, testIdentity } from './helpers.js'
+import { type ClientH3Controller, OutboundFrame, type ServerH3Controller, StreamResetError, connect } from 'tokio-quiche'
+import { header, sha256, sleep, startServer, type TestServer, testIdentity } from './helpers.js'
 
 const ROOT = `${__dirname}/..`
 const PYTHON = `${ROOT}/.venv-interop/bin/python`
@@ -31,6 +31,14 @@ interface PeerResult {
   reset_sent?: number
   cipher: string
   retry: boolean
+  goaway_ids: number[]
+  goaway_before_end: boolean
+  /** 1: the first connection; 2: a new one opened after GOAWAY. */
+  connection: number
+  local_port: number
+  key_phase: number
+  key_updates: string[]
+  bytes_at_key_update: number | null
 }
 
 /** Runs the aioquic client against `port` and returns one result per request. */
@@ -50,9 +58,35 @@ async function aioquicClient(port: number, ca: string, args: string[] = []): Pro
 let server: TestServer
 /** What our server saw on `/upload` requests that aioquic abandoned. */
 const uploadOutcomes: unknown[] = []
+/** The connections `/goaway/<n>` and `/after-goaway` requests arrived on. */
+const goawayConnections: ServerH3Controller[] = []
+let afterGoaway: ServerH3Controller | undefined
+let goawaySent!: () => void
+const goawayDone = new Promise<void>((resolve) => (goawaySent = resolve))
+const GOAWAY_AFTER = 3
 test.before(async () => {
-  server = await startServer(async (req) => {
+  server = await startServer(async (req, controller) => {
     const path = header(req.headers, ':path') ?? '/'
+    if (path.startsWith('/goaway/')) {
+      // Half the body; once GOAWAY_AFTER requests are in flight, GOAWAY; then the rest.
+      const body = pattern(Number(path.slice(8)))
+      await req.send.sendHeaders([[':status', '200']])
+      await req.send.write(body.subarray(0, body.length / 2))
+      if (goawayConnections.push(controller) === GOAWAY_AFTER) {
+        controller.sendGoaway()
+        setTimeout(goawaySent, 300)
+      }
+      await goawayDone
+      await req.send.end(body.subarray(body.length / 2))
+      return
+    }
+    if (path === '/after-goaway') afterGoaway = controller
+    if (path === '/whoami') {
+      // The live path's peer (follows a migration) and the address the connection was accepted from.
+      await req.send.sendHeaders([[':status', '200'], ['x-peer', (await controller.stats()).peerAddress ?? ''], ['x-peer-initial', controller.peerAddress ?? '']])
+      await req.send.end()
+      return
+    }
     if (path === '/trailers') {
       await req.send.sendHeaders([[':status', '200']])
       await req.send.write('body before trailers')
@@ -188,22 +222,89 @@ for (const [malformed, closeCode] of [
   })
 }
 
+// Fails: once our server calls sendGoaway() while aioquic's requests are
+// mid-response, nothing more reaches aioquic (neither the GOAWAY frame nor
+// the rest of the bodies; the response writes stay pending) and the
+// connection idles out. Same with 1 request in flight. h3.spec's GOAWAY test
+// with our own client passes; the cause (tokio-quiche's driver after
+// H3Command::GoAway, or the binding) is not isolated yet.
+test.failing('aioquic client -> our server: GOAWAY during 3 in-flight requests; they complete, the next request goes to a new connection', async (t) => {
+  const size = 256 * 1024
+  const results = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', `/goaway/${size}`, '--count', String(GOAWAY_AFTER), '--after-goaway', '/after-goaway'])
+  const inFlight = results.slice(0, GOAWAY_AFTER)
+  for (const res of inFlight) {
+    t.like(res, { status: 200, size, sha256: sha256(pattern(size)), connection: 1, goaway_before_end: true })
+  }
+  // tokio-quiche's send_goaway sends the highest stream id it has seen (8, the
+  // third request), not the first unprocessed one (12) that RFC 9114 §5.2 asks
+  // for; aioquic does not retry, and stream 8 completes anyway.
+  t.deepEqual(results[0]!.goaway_ids, [8])
+  t.like(results[GOAWAY_AFTER], { path: '/after-goaway', status: 200, connection: 2 })
+  t.is(new Set(goawayConnections).size, 1, 'the in-flight requests shared one connection')
+  t.not(afterGoaway, goawayConnections[0], 'the request after GOAWAY arrived on another connection')
+})
+
+test('aioquic client -> our server: key update started by aioquic mid-download; the body arrives intact', async (t) => {
+  const size = 4 * MiB
+  const [res] = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', `/bytes/${size}`, '--key-update-after', String(MiB)])
+  t.like(res, { status: 200, size, sha256: sha256(pattern(size)) })
+  // aioquic keeps no old keys: had our server not followed to the new phase,
+  // nothing after the update would have decrypted and the body would stall.
+  t.deepEqual(res!.key_updates, ['local_update'])
+  t.is(res!.key_phase, 1)
+  t.true(res!.bytes_at_key_update! >= MiB && res!.bytes_at_key_update! < size, `updated at ${res!.bytes_at_key_update} bytes`)
+})
+
+test('aioquic client -> our server: the client moves to a new UDP port mid-connection (NAT rebinding) and keeps working', async (t) => {
+  const [before, after] = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', '/whoami', '--rebind'])
+  t.is(before!.status, 200)
+  t.is(after!.status, 200)
+  t.not(after!.local_port, before!.local_port, 'aioquic sent from a new socket')
+  t.is(before!.headers['x-peer'], `127.0.0.1:${before!.local_port}`)
+  t.is(after!.headers['x-peer'], `127.0.0.1:${after!.local_port}`, 'our server now sends to the new address')
+  // controller.peerAddress stays the address the connection was accepted from.
+  t.is(after!.headers['x-peer-initial'], `127.0.0.1:${before!.local_port}`)
+})
+
 // ---- our client -> aioquic server ----------------------------------------
 
-async function withAioquicServer(t: import('ava').ExecutionContext, fn: (client: ClientH3Controller) => Promise<void>) {
+/** A line the aioquic server printed about something it received or sent. */
+interface ServerEvent {
+  event: 'stream_reset' | 'stop_sending' | 'goaway_sent'
+  stream_id?: number
+  error_code?: number
+  id?: number
+}
+
+async function withAioquicServer(
+  t: import('ava').ExecutionContext,
+  fn: (client: ClientH3Controller, events: ServerEvent[]) => Promise<void>,
+  serverArgs: string[] = [],
+) {
   const id = await testIdentity()
-  const child: ChildProcess = spawn(PYTHON, [PEER, 'server', '--cert', id.certPath, '--key', id.keyPath], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child: ChildProcess = spawn(PYTHON, [PEER, 'server', '--cert', id.certPath, '--key', id.keyPath, ...serverArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => child.kill())
+  const events: ServerEvent[] = []
   const port = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => line.startsWith('listening ') && resolve(line.slice(10)))
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line.startsWith('listening ')) resolve(line.slice(10))
+      else events.push(JSON.parse(line) as ServerEvent)
+    })
     child.on('exit', (code) => reject(new Error(`aioquic server exited with ${code}`)))
   })
   const client = await connect(`127.0.0.1:${port}`, { serverName: 'localhost', ca: id.cert })
   try {
-    await fn(client)
+    await fn(client, events)
   } finally {
     await client.close()
   }
+}
+
+/** Waits up to 5 s for the aioquic server to report `want`. */
+async function serverSaw(events: ServerEvent[], want: Partial<ServerEvent>): Promise<ServerEvent | undefined> {
+  const matches = (e: ServerEvent) => Object.entries(want).every(([k, v]) => e[k as keyof ServerEvent] === v)
+  for (let i = 0; i < 50 && !events.some(matches); i++) await sleep(100)
+  return events.find(matches)
 }
 
 test('our client -> aioquic server: GET, 1 KiB and 10 MiB bodies', async (t) => {
@@ -243,5 +344,80 @@ test('our client -> aioquic server: 10 MiB POST upload echoed', async (t) => {
     const body = await res.body.bytes()
     t.is(header(res.headers, 'x-request-bytes'), String(upload.length))
     t.is(sha256(body), sha256(upload))
+  })
+})
+
+test('our client -> aioquic server: GOAWAY during 3 in-flight requests; goAway fires with its id and they complete', async (t) => {
+  await withAioquicServer(
+    t,
+    async (client, events) => {
+      const goAways: number[] = []
+      void (async () => {
+        for await (const event of client) if (event.type === 'goAway') goAways.push(event.id)
+      })()
+      const size = 256 * 1024
+      const bodies = await Promise.all(
+        Array.from({ length: 3 }, async () => (await client.request({ path: `/slow/${size}` })).body.bytes()),
+      )
+      for (const body of bodies) t.is(sha256(body), sha256(pattern(size)))
+      // aioquic sends the first stream id it will not process: the three requests were 0, 4 and 8.
+      t.deepEqual(await serverSaw(events, { event: 'goaway_sent' }), { event: 'goaway_sent', id: 12 })
+      t.deepEqual(goAways, [12])
+    },
+    ['--goaway-after', '3'],
+  )
+})
+
+test('our client -> aioquic server: shutdownStream resets our request (RESET_STREAM, STOP_SENDING) with our codes', async (t) => {
+  await withAioquicServer(t, async (client, events) => {
+    client.requestSender().send({ requestId: 1, headers: [[':method', 'POST'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/echo']], bodyWriter: true })
+    for await (const event of client) {
+      if (event.type !== 'newOutboundRequest') continue
+      await event.bodyWriter!.write('partial upload')
+      await sleep(100)
+      client.shutdownStream(event.streamId, { write: 0x42, read: 0x43 })
+      t.like(await serverSaw(events, { event: 'stream_reset' }), { stream_id: event.streamId, error_code: 0x42 })
+      t.like(await serverSaw(events, { event: 'stop_sending' }), { stream_id: event.streamId, error_code: 0x43 })
+      break
+    }
+  })
+})
+
+// Fails: after OutboundFrameSender.close() on a request body that has not
+// ended, aioquic sees neither RESET_STREAM nor STOP_SENDING within 5 s.
+// tokio-quiche resets a stream whose outbound channel disconnected only when
+// it next polls that stream for frames; the binding's close() drops the sender
+// but nothing wakes the driver for that stream.
+test.failing('our client -> aioquic server: closing a request body writer early resets the stream with H3_REQUEST_CANCELLED', async (t) => {
+  await withAioquicServer(t, async (client, events) => {
+    client.requestSender().send({ requestId: 1, headers: [[':method', 'POST'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/echo']], bodyWriter: true })
+    for await (const event of client) {
+      if (event.type !== 'newOutboundRequest') continue
+      await event.bodyWriter!.write('partial upload')
+      event.bodyWriter!.close()
+      t.like(await serverSaw(events, { event: 'stream_reset' }), { stream_id: event.streamId, error_code: 0x10c })
+      break
+    }
+  })
+})
+
+test('our client -> aioquic server: aioquic resets a response; our reader gets StreamResetError with its code', async (t) => {
+  await withAioquicServer(t, async (client) => {
+    const res = await client.request({ path: `/reset/${0x10b}` })
+    t.is(res.status, 200)
+    const err = await t.throwsAsync(res.body.bytes(), { instanceOf: StreamResetError })
+    t.is(err!.errorCode, 0x10b)
+  })
+})
+
+test('our client -> aioquic server: key update started by aioquic mid-body; the body arrives intact', async (t) => {
+  await withAioquicServer(t, async (client) => {
+    const size = 4 * MiB
+    const res = await client.request({ path: `/key-update/${size}` })
+    t.is(sha256(await res.body.bytes()), sha256(pattern(size)))
+    // Asked over the same connection, after the update: aioquic keeps no old
+    // keys, so this exchange only works if our client moved to the new phase.
+    const state = JSON.parse(await (await client.request({ path: '/key-phase' })).body.text()) as { key_phase: number; key_updates: string[] }
+    t.deepEqual(state, { key_phase: 1, key_updates: ['local_update'] })
   })
 })

@@ -1,16 +1,30 @@
 """An aioquic (independent Python QUIC/HTTP/3 stack) client and server for
 the interop specs in __test__/interop.spec.ts.
 
-  python aioquic_peer.py server --cert cert.pem --key key.pem
+  python aioquic_peer.py server --cert cert.pem --key key.pem [--goaway-after N]
       prints "listening <port>"; serves GET /hello, GET /bytes/<n> (with an
-      x-sha256 header), POST /echo (echoes the body, x-sha256 of it).
+      x-sha256 header), POST /echo (echoes the body, x-sha256 of it),
+      /slow/<n> (half the body now, the rest 0.5 s later), /reset/<code>
+      (HEADERS and some DATA, then RESET_STREAM with code), /key-update/<n>
+      (like /bytes/<n>, with a key update started mid-body) and /key-phase
+      (its 1-RTT key phase and key updates so far, as JSON). Prints one JSON
+      line per RESET_STREAM or STOP_SENDING it receives. With --goaway-after
+      N it sends GOAWAY once N requests have arrived.
   python aioquic_peer.py client --port P --ca cert.pem [--server-name N]
       [--path /p] [--count N] [--post-bytes N] [--cipher chacha20]
-      [--reset-request CODE]
+      [--reset-request CODE] [--after-goaway PATH] [--key-update-after BYTES]
+      [--rebind]
       runs the requests concurrently on one connection and prints one JSON
       line per response: {"path", "status", "size", "sha256", "headers",
-      "trailers", "reset_code", "cipher", "retry"}; with --reset-request each
-      request sends part of a body and then resets its stream.
+      "trailers", "reset_code", "cipher", "retry", "goaway_ids",
+      "goaway_before_end", "connection", "local_port", "key_phase",
+      "key_updates", "bytes_at_key_update"}; with --reset-request each
+      request sends part of a body and then resets its stream. With
+      --after-goaway, PATH is requested once the others end, on a new
+      connection if the server sent GOAWAY. With --key-update-after, the
+      client starts a key update once BYTES of body have arrived. With
+      --rebind, the requests run again from a new UDP socket (same
+      connection).
   python aioquic_peer.py client --port P --ca cert.pem --resume
       gets a session ticket, then resumes with the request in 0-RTT data and
       prints that response with "resumed" and "early_data_accepted".
@@ -26,43 +40,102 @@ import json
 import ssl
 import sys
 
+import socket
+
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
-from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection, encode_frame
+from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
+from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection, StreamType, encode_frame
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, StreamReset
-from aioquic.tls import CipherSuite
+from aioquic.quic.crypto import CryptoPair
+from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, StopSendingReceived, StreamDataReceived, StreamReset
+from aioquic.tls import CipherSuite, Epoch
 
 
 def pattern(size: int) -> bytes:
     return bytes(i % 251 for i in range(size))
 
 
+def emit(obj):
+    print(json.dumps(obj), flush=True)
+
+
+# aioquic keeps no record of key updates; count them per CryptoPair, with
+# their trigger ("local_update": we started it, "remote_update": the peer did).
+_update_key = CryptoPair._update_key
+
+
+def _counting_update_key(self, trigger):
+    self.key_updates = [*getattr(self, "key_updates", []), trigger]
+    _update_key(self, trigger)
+
+
+CryptoPair._update_key = _counting_update_key
+
+
+def key_state(quic):
+    """The 1-RTT key phase and the key updates so far."""
+    crypto = quic._cryptos[Epoch.ONE_RTT]
+    return {"key_phase": crypto.key_phase, "key_updates": getattr(crypto, "key_updates", [])}
+
+
+def start_key_update(protocol):
+    protocol._quic.request_key_update()
+    protocol.transmit()
+
+
 class ServerProtocol(QuicConnectionProtocol):
+    goaway_after = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.h3 = None
         self.requests = {}
+        self.request_count = 0
 
     def quic_event_received(self, event):
         if isinstance(event, ProtocolNegotiated):
             self.h3 = H3Connection(self._quic)
+        if isinstance(event, StreamReset):
+            emit({"event": "stream_reset", "stream_id": event.stream_id, "error_code": event.error_code})
+        if isinstance(event, StopSendingReceived):
+            emit({"event": "stop_sending", "stream_id": event.stream_id, "error_code": event.error_code})
         if self.h3 is None:
             return
         for ev in self.h3.handle_event(event):
             if isinstance(ev, HeadersReceived):
                 self.requests[ev.stream_id] = {"headers": dict(ev.headers), "body": bytearray()}
+                self.request_count += 1
+                if self.request_count == self.goaway_after:
+                    self.send_goaway(ev.stream_id + 4)
             elif isinstance(ev, DataReceived) and ev.stream_id in self.requests:
                 self.requests[ev.stream_id]["body"] += ev.data
             if getattr(ev, "stream_ended", False) and ev.stream_id in self.requests:
                 self.respond(ev.stream_id, self.requests.pop(ev.stream_id))
 
+    def send_goaway(self, first_unprocessed):
+        """GOAWAY (aioquic has no API for it): requests from stream id
+        `first_unprocessed` on will not be processed (RFC 9114 §5.2)."""
+        emit({"event": "goaway_sent", "id": first_unprocessed})
+        self._quic.send_stream_data(self.h3._local_control_stream_id, encode_frame(FrameType.GOAWAY, encode_uint_var(first_unprocessed)))
+        self.transmit()
+
     def respond(self, stream_id, request):
         path = request["headers"].get(b":path", b"/").decode()
-        if path.startswith("/bytes/"):
-            body = pattern(int(path[len("/bytes/"):]))
-        elif path.startswith("/echo"):
+        name, _, arg = path[1:].partition("/")
+        if name in ("bytes", "slow", "key-update"):
+            body = pattern(int(arg))
+        elif name == "echo":
             body = bytes(request["body"])
+        elif name == "key-phase":
+            body = json.dumps(key_state(self._quic)).encode()
+        elif name == "reset":
+            self.h3.send_headers(stream_id, [(b":status", b"200")])
+            self.h3.send_data(stream_id, b"partial body", end_stream=False)
+            self.transmit()
+            # Later, so the HEADERS reach the client before the reset does.
+            self._loop.call_later(0.2, self.reset, stream_id, int(arg))
+            return
         else:
             body = b"hello from aioquic"
         self.h3.send_headers(
@@ -74,18 +147,61 @@ class ServerProtocol(QuicConnectionProtocol):
                 (b"x-request-bytes", str(len(request["body"])).encode()),
             ],
         )
-        self.h3.send_data(stream_id, body, end_stream=True)
+        if name == "slow":
+            half = len(body) // 2
+            self.h3.send_data(stream_id, body[:half], end_stream=False)
+            self._loop.call_later(0.5, self.finish, stream_id, body[half:])
+        else:
+            self.h3.send_data(stream_id, body, end_stream=True)
+        if name == "key-update":
+            # The body is queued, not sent yet: the update lands mid-body.
+            self._loop.call_later(0.05, start_key_update, self)
+        self.transmit()
+
+    def finish(self, stream_id, rest):
+        self.h3.send_data(stream_id, rest, end_stream=True)
+        self.transmit()
+
+    def reset(self, stream_id, code):
+        self._quic.reset_stream(stream_id, code)
         self.transmit()
 
 
+def goaway_ids(data):
+    """The GOAWAY ids in a peer's control stream so far (aioquic's H3 layer
+    discards GOAWAY, so the client reads the stream's bytes itself)."""
+    buf, ids = Buffer(data=bytes(data)), []
+    try:
+        if buf.pull_uint_var() != StreamType.CONTROL:
+            return []
+        while not buf.eof():
+            frame_type, length = buf.pull_uint_var(), buf.pull_uint_var()
+            payload = buf.pull_bytes(length)
+            if frame_type == FrameType.GOAWAY:
+                ids.append(Buffer(data=payload).pull_uint_var())
+    except BufferReadError:
+        pass  # a frame not complete yet
+    return ids
+
+
 class ClientProtocol(QuicConnectionProtocol):
+    key_update_after = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.h3 = H3Connection(self._quic)
         self.waiters = {}
         self.terminated = None
+        self.uni_streams = {}
+        self.goaway_ids = []
+        self.received = 0
+        self.bytes_at_key_update = None
 
     def quic_event_received(self, event):
+        # Server-initiated unidirectional streams (id % 4 == 3): the control stream among them.
+        if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 3:
+            self.uni_streams[event.stream_id] = self.uni_streams.get(event.stream_id, b"") + event.data
+            self.goaway_ids = goaway_ids(self.uni_streams[event.stream_id]) or self.goaway_ids
         if isinstance(event, ConnectionTerminated):
             self.terminated = event
             for state in self.waiters.values():
@@ -107,7 +223,12 @@ class ClientProtocol(QuicConnectionProtocol):
             elif isinstance(ev, DataReceived):
                 state["hash"].update(ev.data)
                 state["size"] += len(ev.data)
+                self.received += len(ev.data)
+                if self.key_update_after is not None and self.bytes_at_key_update is None and self.received >= self.key_update_after:
+                    self.bytes_at_key_update = self.received
+                    start_key_update(self)
             if getattr(ev, "stream_ended", False) and not state["done"].done():
+                state["goaway_before_end"] = bool(self.goaway_ids)
                 state["done"].set_result(None)
 
     async def request(self, authority, path, body, reset_code=None):
@@ -120,6 +241,7 @@ class ClientProtocol(QuicConnectionProtocol):
             "hash": hashlib.sha256(),
             "size": 0,
             "reset_code": None,
+            "goaway_before_end": False,
             "done": self._loop.create_future(),
         }
         method = b"POST" if body is not None else b"GET"
@@ -150,7 +272,18 @@ class ClientProtocol(QuicConnectionProtocol):
             "headers": headers,
             "trailers": {k.decode(): v.decode() for k, v in state["trailers"]},
             "reset_code": state["reset_code"],
+            "goaway_before_end": state["goaway_before_end"],
+            "local_port": self._transport.get_extra_info("sockname")[1],
         }
+
+    async def rebind(self):
+        """NAT rebinding as aioquic's own interop client does it: the same
+        connection continues from a new UDP socket (a new local port)."""
+        self._transport.close()
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", 0, 0, 0))
+        await self._loop.create_datagram_endpoint(lambda: self, sock=sock)
 
 
 # Hostile inputs: each sends raw HTTP/3 bytes the peer must refuse (or, for
@@ -194,13 +327,14 @@ async def run_malformed(client, case, authority):
 async def run_server(args):
     config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
     config.load_cert_chain(args.cert, args.key)
+    ServerProtocol.goaway_after = args.goaway_after
     server = await serve(args.host, args.port, configuration=config, create_protocol=ServerProtocol)
     print(f"listening {server._transport.get_extra_info('sockname')[1]}", flush=True)
     await asyncio.Event().wait()
 
 
 def client_config(args):
-    config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=args.server_name)
+    config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=args.server_name, idle_timeout=10)  # seconds of silence before giving up
     config.load_verify_locations(args.ca)
     config.verify_mode = ssl.CERT_REQUIRED
     if args.cipher == "chacha20":
@@ -238,17 +372,42 @@ async def run_client(args):
         return await run_resumption(args)
     config = client_config(args)
     body = pattern(args.post_bytes) if args.post_bytes is not None else None
+    ClientProtocol.key_update_after = args.key_update_after
     async with connect(args.host, args.port, configuration=config, create_protocol=ClientProtocol) as client:
         if args.malformed:
-            print(json.dumps(await run_malformed(client, args.malformed, args.server_name)), flush=True)
+            emit(await run_malformed(client, args.malformed, args.server_name))
             return
         paths = [args.path.replace("{i}", str(i)) for i in range(args.count)]
-        results = await asyncio.gather(*(client.request(args.server_name, p, body, args.reset_request) for p in paths))
+
+        async def round():
+            return await asyncio.gather(*(client.request(args.server_name, p, body, args.reset_request) for p in paths))
+
+        results = await round()
+        if args.rebind:
+            await client.rebind()
+            results += await round()
+        for result in results:
+            result.update(connection=1)
+        if args.after_goaway and not client.terminated:
+            if client.goaway_ids:
+                # RFC 9114 §5.2: after GOAWAY, new requests go on a new connection.
+                async with connect(args.host, args.port, configuration=client_config(args), create_protocol=ClientProtocol) as fresh:
+                    results.append({**await fresh.request(args.server_name, args.after_goaway, None), "connection": 2})
+            else:
+                results.append({**await client.request(args.server_name, args.after_goaway, None), "connection": 1})
         cipher = client._quic.tls.key_schedule.cipher_suite.name if client._quic.tls.key_schedule else None
         for result in results:
             # _retry_count: whether the server made us prove our address first.
-            result.update(cipher=cipher, retry=client._quic._retry_count > 0)
-            print(json.dumps(result), flush=True)
+            result.update(
+                cipher=cipher,
+                retry=client._quic._retry_count > 0,
+                goaway_ids=client.goaway_ids,
+                bytes_at_key_update=client.bytes_at_key_update,
+                **key_state(client._quic),
+            )
+            if client.terminated:
+                result.update(close_code=client.terminated.error_code, reason=client.terminated.reason_phrase)
+            emit(result)
 
 
 def main():
@@ -259,6 +418,7 @@ def main():
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--cert", required=True)
     s.add_argument("--key", required=True)
+    s.add_argument("--goaway-after", type=int, metavar="N", help="send GOAWAY once N requests have arrived")
     c = sub.add_parser("client")
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, required=True)
@@ -271,6 +431,9 @@ def main():
     c.add_argument("--reset-request", type=int, help="send part of a body, then RESET_STREAM with this code")
     c.add_argument("--resume", action="store_true", help="resume a session and send the request as 0-RTT")
     c.add_argument("--malformed", choices=[*MALFORMED, "duplicate-settings"], help="send one hostile input instead")
+    c.add_argument("--after-goaway", metavar="PATH", help="then request PATH, on a new connection if the server sent GOAWAY")
+    c.add_argument("--key-update-after", type=int, metavar="BYTES", help="start a key update once BYTES of body have arrived")
+    c.add_argument("--rebind", action="store_true", help="run the requests again from a new UDP socket")
     args = parser.parse_args()
     asyncio.run(run_server(args) if args.mode == "server" else run_client(args))
 
