@@ -1,0 +1,8 @@
+// `npm run build [-- --features a,b]`: the addon in release mode (extra
+// arguments go to `napi build`, e.g. tokio-quiche feature flags), then the
+// TS layer into dist/.
+import { execFileSync } from 'node:child_process'
+
+const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'inherit' })
+run('npx', ['napi', 'build', '--platform', '--release', '--manifest-path', 'crates/core/Cargo.toml', '-o', '.', ...process.argv.slice(2)])
+run('npx', ['tsc', '-p', 'src-ts'])
