@@ -5,8 +5,8 @@ import test from 'ava'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import { type ClientH3Controller, OutboundFrame, type ServerH3Controller, StreamResetError, connect } from 'tokio-quiche'
-import { header, sha256, sleep, startServer, type TestServer, testIdentity } from './helpers.js'
+import { type ClientH3Controller, type ConnectOptions, OutboundFrame, type ServerH3Controller, StreamResetError, connect } from 'tokio-quiche'
+import { datagramEchoServer, echoRoundTrip, header, openConnectUdp, sha256, sleep, startServer, type TestServer, testIdentity } from './helpers.js'
 
 const ROOT = `${__dirname}/..`
 const PYTHON = `${ROOT}/.venv-interop/bin/python`
@@ -39,6 +39,14 @@ interface PeerResult {
   key_phase: number
   key_updates: string[]
   bytes_at_key_update: number | null
+}
+
+/** What `aioquic_peer.py client --datagrams N` reports. */
+interface DatagramResult {
+  status: number
+  sent: number
+  echoed: string[]
+  all_echoed: boolean
 }
 
 /** Runs the aioquic client against `port` and returns one result per request. */
@@ -266,11 +274,22 @@ test('aioquic client -> our server: the client moves to a new UDP port mid-conne
   t.is(after!.headers['x-peer-initial'], `127.0.0.1:${before!.local_port}`)
 })
 
+test('aioquic client -> our server: H3 DATAGRAM round trip on an extended CONNECT (connect-udp) flow', async (t) => {
+  const { server: dgramServer, serverFlowEnded } = await datagramEchoServer()
+  t.teardown(() => dgramServer.close())
+  const [result] = (await aioquicClient(Number(dgramServer.listener.port), dgramServer.identity.certPath, ['--datagrams', '20'])) as unknown as DatagramResult[]
+  t.is(result!.status, 200)
+  t.is(result!.sent, 20)
+  t.true(result!.all_echoed, `echoed ${result!.echoed.length} of 20`)
+  t.deepEqual(result!.echoed, Array.from({ length: 20 }, (_, i) => `echo:datagram ${i} ${'x'.repeat(i * 40)}`).sort())
+  t.true((await serverFlowEnded) >= 20, 'our server echoed every datagram, and the flow ended with the connection')
+})
+
 // ---- our client -> aioquic server ----------------------------------------
 
 /** A line the aioquic server printed about something it received or sent. */
 interface ServerEvent {
-  event: 'stream_reset' | 'stop_sending' | 'goaway_sent'
+  event: 'stream_reset' | 'stop_sending' | 'goaway_sent' | 'datagram'
   stream_id?: number
   error_code?: number
   id?: number
@@ -280,6 +299,7 @@ async function withAioquicServer(
   t: import('ava').ExecutionContext,
   fn: (client: ClientH3Controller, events: ServerEvent[]) => Promise<void>,
   serverArgs: string[] = [],
+  connectOptions: ConnectOptions = {},
 ) {
   const id = await testIdentity()
   const child: ChildProcess = spawn(PYTHON, [PEER, 'server', '--cert', id.certPath, '--key', id.keyPath, ...serverArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -292,7 +312,7 @@ async function withAioquicServer(
     })
     child.on('exit', (code) => reject(new Error(`aioquic server exited with ${code}`)))
   })
-  const client = await connect(`127.0.0.1:${port}`, { serverName: 'localhost', ca: id.cert })
+  const client = await connect(`127.0.0.1:${port}`, { serverName: 'localhost', ca: id.cert, ...connectOptions })
   try {
     await fn(client, events)
   } finally {
@@ -420,4 +440,20 @@ test('our client -> aioquic server: key update started by aioquic mid-body; the 
     const state = JSON.parse(await (await client.request({ path: '/key-phase' })).body.text()) as { key_phase: number; key_updates: string[] }
     t.deepEqual(state, { key_phase: 1, key_updates: ['local_update'] })
   })
+})
+
+test('our client -> aioquic server: H3 DATAGRAM round trip on an extended CONNECT (connect-udp) flow', async (t) => {
+  await withAioquicServer(
+    t,
+    async (client, events) => {
+      const { newFlow, response } = await openConnectUdp(client)
+      t.is(header(response.headers, ':status'), '200')
+      const sent = Array.from({ length: 20 }, (_, i) => `datagram ${i} ${'y'.repeat(i * 40)}`)
+      const echoes = await echoRoundTrip(newFlow.flow, sent)
+      t.deepEqual(echoes, sent.map((s) => `echo:${s}`).sort())
+      t.truthy(await serverSaw(events, { event: 'datagram', stream_id: response.streamId }), 'aioquic parsed our quarter stream id')
+    },
+    ['--datagrams'],
+    { settings: { enableDgram: true } },
+  )
 })

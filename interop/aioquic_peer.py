@@ -45,7 +45,7 @@ import socket
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
 from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection, StreamType, encode_frame
-from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.h3.events import DataReceived, DatagramReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.crypto import CryptoPair
 from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, StopSendingReceived, StreamDataReceived, StreamReset
@@ -86,6 +86,9 @@ def start_key_update(protocol):
 
 class ServerProtocol(QuicConnectionProtocol):
     goaway_after = None
+    # H3 DATAGRAM (RFC 9297): advertise SETTINGS_H3_DATAGRAM (aioquic ties it
+    # to its WebTransport switch), answer CONNECT, echo each datagram.
+    datagrams = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -95,7 +98,7 @@ class ServerProtocol(QuicConnectionProtocol):
 
     def quic_event_received(self, event):
         if isinstance(event, ProtocolNegotiated):
-            self.h3 = H3Connection(self._quic)
+            self.h3 = H3Connection(self._quic, enable_webtransport=self.datagrams)
         if isinstance(event, StreamReset):
             emit({"event": "stream_reset", "stream_id": event.stream_id, "error_code": event.error_code})
         if isinstance(event, StopSendingReceived):
@@ -103,6 +106,15 @@ class ServerProtocol(QuicConnectionProtocol):
         if self.h3 is None:
             return
         for ev in self.h3.handle_event(event):
+            if isinstance(ev, DatagramReceived):
+                emit({"event": "datagram", "stream_id": ev.stream_id, "size": len(ev.data)})
+                self.h3.send_datagram(ev.stream_id, b"echo:" + ev.data)
+                self.transmit()
+                continue
+            if isinstance(ev, HeadersReceived) and dict(ev.headers).get(b":method") == b"CONNECT":
+                self.h3.send_headers(ev.stream_id, [(b":status", b"200"), (b"capsule-protocol", b"?1")])
+                self.transmit()
+                continue
             if isinstance(ev, HeadersReceived):
                 self.requests[ev.stream_id] = {"headers": dict(ev.headers), "body": bytearray()}
                 self.request_count += 1
@@ -186,10 +198,12 @@ def goaway_ids(data):
 
 class ClientProtocol(QuicConnectionProtocol):
     key_update_after = None
+    datagrams = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.h3 = H3Connection(self._quic)
+        self.h3 = H3Connection(self._quic, enable_webtransport=self.datagrams)
+        self.datagrams_received = []
         self.waiters = {}
         self.terminated = None
         self.uni_streams = {}
@@ -213,6 +227,9 @@ class ClientProtocol(QuicConnectionProtocol):
             if not state["done"].done():
                 state["done"].set_result(None)
         for ev in self.h3.handle_event(event):
+            if isinstance(ev, DatagramReceived):
+                self.datagrams_received.append((ev.stream_id, ev.data))
+                continue
             state = self.waiters.get(getattr(ev, "stream_id", None))
             if state is None:
                 continue
@@ -276,6 +293,42 @@ class ClientProtocol(QuicConnectionProtocol):
             "local_port": self._transport.get_extra_info("sockname")[1],
         }
 
+    async def datagram_round_trip(self, authority, count):
+        """Opens a CONNECT-UDP tunnel (extended CONNECT), sends `count`
+        datagrams on it, resending the ones not echoed yet for a few rounds
+        (datagrams may be dropped), and reports what came back."""
+        stream_id = self._quic.get_next_available_stream_id()
+        state = self.waiters[stream_id] = {"headers": [], "trailers": [], "hash": hashlib.sha256(), "size": 0, "done": self._loop.create_future()}
+        self.h3.send_headers(stream_id, [
+            (b":method", b"CONNECT"), (b":protocol", b"connect-udp"), (b":scheme", b"https"),
+            (b":authority", authority.encode()), (b":path", b"/.well-known/masque/udp/192.0.2.1/443/"),
+            (b"capsule-protocol", b"?1"),
+        ])
+        self.transmit()
+        for _ in range(50):
+            if state["headers"]:
+                break
+            await asyncio.sleep(0.05)
+        sent = [f"datagram {i} ".encode() + b"x" * (i * 40) for i in range(count)]
+        echoed = set()
+        for _ in range(5):
+            for data in sent:
+                if b"echo:" + data not in echoed:
+                    self.h3.send_datagram(stream_id, data)
+            self.transmit()
+            await asyncio.sleep(0.3)
+            echoed |= {data for sid, data in self.datagrams_received if sid == stream_id}
+            if len(echoed) == len(sent):
+                break
+        headers = {k.decode(): v.decode() for k, v in state["headers"]}
+        return {
+            "status": int(headers.get(":status", "0")),
+            "stream_id": stream_id,
+            "sent": len(sent),
+            "echoed": sorted(d.decode() for d in echoed),
+            "all_echoed": echoed == {b"echo:" + d for d in sent},
+        }
+
     async def rebind(self):
         """NAT rebinding as aioquic's own interop client does it: the same
         connection continues from a new UDP socket (a new local port)."""
@@ -328,6 +381,7 @@ async def run_server(args):
     config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
     config.load_cert_chain(args.cert, args.key)
     ServerProtocol.goaway_after = args.goaway_after
+    ServerProtocol.datagrams = args.datagrams
     server = await serve(args.host, args.port, configuration=config, create_protocol=ServerProtocol)
     print(f"listening {server._transport.get_extra_info('sockname')[1]}", flush=True)
     await asyncio.Event().wait()
@@ -373,7 +427,13 @@ async def run_client(args):
     config = client_config(args)
     body = pattern(args.post_bytes) if args.post_bytes is not None else None
     ClientProtocol.key_update_after = args.key_update_after
+    ClientProtocol.datagrams = args.datagrams is not None
+    if args.datagrams is not None:
+        config.max_datagram_frame_size = 65536
     async with connect(args.host, args.port, configuration=config, create_protocol=ClientProtocol) as client:
+        if args.datagrams is not None:
+            emit(await client.datagram_round_trip(args.server_name, args.datagrams))
+            return
         if args.malformed:
             emit(await run_malformed(client, args.malformed, args.server_name))
             return
@@ -419,6 +479,7 @@ def main():
     s.add_argument("--cert", required=True)
     s.add_argument("--key", required=True)
     s.add_argument("--goaway-after", type=int, metavar="N", help="send GOAWAY once N requests have arrived")
+    s.add_argument("--datagrams", action="store_true", help="advertise H3 DATAGRAM, answer CONNECT and echo datagrams")
     c = sub.add_parser("client")
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, required=True)
@@ -434,6 +495,7 @@ def main():
     c.add_argument("--after-goaway", metavar="PATH", help="then request PATH, on a new connection if the server sent GOAWAY")
     c.add_argument("--key-update-after", type=int, metavar="BYTES", help="start a key update once BYTES of body have arrived")
     c.add_argument("--rebind", action="store_true", help="run the requests again from a new UDP socket")
+    c.add_argument("--datagrams", type=int, metavar="N", help="open a CONNECT-UDP tunnel and round-trip N H3 datagrams instead")
     args = parser.parse_args()
     asyncio.run(run_server(args) if args.mode == "server" else run_client(args))
 
