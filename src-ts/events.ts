@@ -34,6 +34,17 @@ export type H3Event =
 /** tokio-quiche's `ServerH3Event`: the core events plus requests. */
 export type ServerH3Event =
   | H3Event
+  | {
+      /**
+       * Not a tokio-quiche event: a request whose headers break RFC 9114
+       * (uppercase or invalid names, misplaced or missing pseudo-headers,
+       * connection-specific fields) was reset with H3_MESSAGE_ERROR (0x10e)
+       * instead of being delivered. `error` says what was wrong.
+       */
+      type: 'malformedRequest'
+      streamId: number
+      error: string
+    }
   | (IncomingHeadersEvent & {
       /** Raw RFC 9218 Priority value from a PRIORITY_UPDATE, e.g. `u=1, i`. */
       priority?: string
@@ -100,6 +111,8 @@ export function toEvent(raw: NativeH3Event): ServerH3Event | ClientH3Event | und
       return { type: 'newFlow', flowId: raw.id ?? 0, flow: new DatagramFlow(raw.flow!) }
     case 'resetStream':
       return { type: 'resetStream', streamId }
+    case 'malformedRequest':
+      return { type: 'malformedRequest', streamId, error: raw.error ?? '' }
     case 'connectionError':
       return { type: 'connectionError', error: raw.error ?? '' }
     case 'connectionShutdown':

@@ -12,11 +12,11 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, ServerH3Event};
+use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, OutboundFrame, ServerH3Event};
 use tokio_quiche::QuicConnection;
 
 use crate::flow::NativeDatagramFlow;
-use crate::headers::headers_to_flat;
+use crate::headers::{check_received, headers_to_flat, HeaderBlock};
 use crate::stats::error_code as code;
 use crate::stream::{NativeBodyReader, NativeBodyWriter, Role};
 
@@ -99,6 +99,16 @@ fn event(kind: &str) -> NativeH3Event {
 
 fn headers_event(h: IncomingH3Headers, role: Role) -> NativeH3Event {
   let IncomingH3Headers { stream_id, headers, send, recv, read_fin, h3_audit_stats } = h;
+  if role == Role::Server {
+    if let Err(e) = check_received(&headers, HeaderBlock::Request) {
+      // A malformed request is a stream error H3_MESSAGE_ERROR (RFC 9114
+      // §4.1.2): PeerStreamError makes the driver reset the stream with it.
+      if let Some(sender) = send.get_ref() {
+        let _ = sender.try_send(OutboundFrame::PeerStreamError);
+      }
+      return NativeH3Event { stream_id: Some(stream_id as i64), error: Some(e.message), ..event("malformedRequest") };
+    }
+  }
   NativeH3Event {
     stream_id: Some(stream_id as i64),
     headers: Some(headers_to_flat(&headers)),

@@ -162,6 +162,17 @@ pub fn headers_from_flat(flat: &[String], block: HeaderBlock) -> BindingResult<V
   Ok(headers)
 }
 
+/// Checks a received header block by the rules we apply to our own: a
+/// request breaking them is malformed (RFC 9114 §4.1.2), and quiche does not
+/// check names, order or pseudo-headers itself.
+pub fn check_received(headers: &[h3::Header], block: HeaderBlock) -> BindingResult<()> {
+  for (index, h) in headers.iter().enumerate() {
+    check_name(h.name(), index)?;
+    check_value(h.name(), h.value(), index)?;
+  }
+  check_pseudo(headers, block)
+}
+
 /// Turns received quiche headers into the flat latin1 list handed to JS.
 pub fn headers_to_flat(headers: &[h3::Header]) -> Vec<String> {
   let latin1 = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
@@ -205,6 +216,17 @@ mod tests {
     assert!(err(&[(":status", "200"), ("connection", "close")], HeaderBlock::Response).contains("connection-specific"));
     assert!(err(&[(":status", "200"), ("x", "\u{100}")], HeaderBlock::Response).contains("U+0100"));
     assert!(err(&[(":status", "200"), ("", "x")], HeaderBlock::Response).contains("empty"));
+  }
+
+  #[test]
+  fn received_requests_are_checked_like_sent_ones() {
+    let h = |pairs: &[(&str, &str)]| pairs.iter().map(|(n, v)| h3::Header::new(n.as_bytes(), v.as_bytes())).collect::<Vec<_>>();
+    let ok = h(&[(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "/"), ("accept", "*/*")]);
+    assert!(check_received(&ok, HeaderBlock::Request).is_ok());
+    let upper = h(&[(":method", "GET"), (":scheme", "https"), (":path", "/"), ("Accept", "*/*")]);
+    assert!(check_received(&upper, HeaderBlock::Request).unwrap_err().message.contains("uppercase"));
+    let late = h(&[(":method", "GET"), (":scheme", "https"), ("accept", "*/*"), (":path", "/")]);
+    assert!(check_received(&late, HeaderBlock::Request).unwrap_err().message.contains("must come before"));
   }
 
   #[test]
