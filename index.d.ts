@@ -95,6 +95,13 @@ export declare class NativeH3Controller {
    * the final ones once it has ended.
    */
   stats(): Promise<NativeConnectionStats>
+  /**
+   * The TLS session to resume later (quiche's encoding, with the peer's
+   * transport parameters); `null` until the server sent a ticket.
+   */
+  session(): Promise<Buffer | null>
+  /** Whether the handshake resumed an earlier session. */
+  isResumed(): Promise<boolean>
   /** `ip:port` of this end, once the connection has started. */
   get localAddress(): string | null
   /**
@@ -208,6 +215,8 @@ export interface NativeConnectOptions {
   keyPath?: string
   /** PEM `PUBLIC KEY`: expect this raw public key (RFC 7250) instead of a certificate. */
   serverPublicKey?: string
+  /** A session from `session()` of an earlier connection, to resume. */
+  session?: Buffer
   settings?: NativeQuicSettings
   http3?: NativeHttp3Settings
 }

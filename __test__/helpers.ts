@@ -114,6 +114,16 @@ export function patternBytes(size: number, seed = 1): Buffer {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** The client's resumable session, once the server's ticket has arrived (up to 2 s). */
+export async function waitForSession(client: ClientH3Controller): Promise<Buffer> {
+  for (let i = 0; i < 40; i++) {
+    const session = await client.getSession()
+    if (session) return session
+    await sleep(50)
+  }
+  throw new Error('no session ticket within 2 s')
+}
+
 // ---- HTTP/3 DATAGRAM (RFC 9297) over extended CONNECT ----------------------
 
 const CONNECT_UDP: [string, string][] = [

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { type ClientH3Controller, type ConnectOptions, OutboundFrame, type ServerH3Controller, StreamResetError, connect } from 'tokio-quiche'
-import { datagramEchoServer, echoRoundTrip, header, openConnectUdp, sha256, sleep, startServer, type TestServer, testIdentity } from './helpers.js'
+import { datagramEchoServer, echoRoundTrip, header, waitForSession, openConnectUdp, sha256, sleep, startServer, type TestServer, testIdentity } from './helpers.js'
 
 const ROOT = `${__dirname}/..`
 const PYTHON = `${ROOT}/.venv-interop/bin/python`
@@ -289,7 +289,7 @@ test('aioquic client -> our server: H3 DATAGRAM round trip on an extended CONNEC
 
 /** A line the aioquic server printed about something it received or sent. */
 interface ServerEvent {
-  event: 'stream_reset' | 'stop_sending' | 'goaway_sent' | 'datagram'
+  event: 'stream_reset' | 'stop_sending' | 'goaway_sent' | 'datagram' | 'ticket_issued' | 'ticket_used' | 'ticket_unknown'
   stream_id?: number
   error_code?: number
   id?: number
@@ -456,4 +456,21 @@ test('our client -> aioquic server: H3 DATAGRAM round trip on an extended CONNEC
     ['--datagrams'],
     { settings: { enableDgram: true } },
   )
+})
+
+test('our client -> aioquic server: session resumption with a ticket from getSession()', async (t) => {
+  await withAioquicServer(t, async (client, events) => {
+    t.is(await (await client.request({ path: '/bytes/16' })).body.bytes().then((b) => b.length), 16)
+    const session = await waitForSession(client)
+    t.false(await client.isSessionReused())
+    const id = await testIdentity()
+    const resumed = await connect(client.peerAddress!, { serverName: 'localhost', ca: id.cert, session })
+    try {
+      t.true(await resumed.isSessionReused())
+      t.is((await (await resumed.request({ path: '/bytes/1024' })).body.bytes()).length, 1024)
+      t.truthy(await serverSaw(events, { event: 'ticket_used' }), 'aioquic looked up and found our ticket')
+    } finally {
+      await resumed.close()
+    }
+  })
 })

@@ -382,7 +382,20 @@ async def run_server(args):
     config.load_cert_chain(args.cert, args.key)
     ServerProtocol.goaway_after = args.goaway_after
     ServerProtocol.datagrams = args.datagrams
-    server = await serve(args.host, args.port, configuration=config, create_protocol=ServerProtocol)
+    # Session tickets, so clients can resume (aioquic issues none without a store).
+    tickets = {}
+
+    def ticket_issued(ticket):
+        tickets[ticket.ticket] = ticket
+        emit({"event": "ticket_issued"})
+
+    def ticket_used(label):
+        ticket = tickets.pop(label, None)
+        emit({"event": "ticket_used" if ticket else "ticket_unknown"})
+        return ticket
+
+    server = await serve(args.host, args.port, configuration=config, create_protocol=ServerProtocol,
+                         session_ticket_handler=ticket_issued, session_ticket_fetcher=ticket_used)
     print(f"listening {server._transport.get_extra_info('sockname')[1]}", flush=True)
     await asyncio.Event().wait()
 

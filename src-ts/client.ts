@@ -25,13 +25,20 @@ export interface ConnectOptions {
    * the `rpk` feature; replaces `ca` and name checks.
    */
   serverPublicKey?: string | Uint8Array
+  /**
+   * Resume this TLS session, from `getSession()` of an earlier connection
+   * to the same server: the handshake skips the certificate exchange. Not
+   * 0-RTT: tokio-quiche's `connect` runs the application only after the
+   * handshake, so requests never ride in early data.
+   */
+  session?: Uint8Array
   settings?: QuicSettings
   http3?: Http3Settings | Http3SettingsInit
   /** Aborts the handshake: `connect()` rejects and the connection is closed. */
   signal?: AbortSignal
 }
 
-const CONNECT_KEYS = new Set(['serverName', 'ca', 'insecureSkipVerify', 'clientCertificate', 'serverPublicKey', 'settings', 'http3', 'signal'])
+const CONNECT_KEYS = new Set(['serverName', 'ca', 'insecureSkipVerify', 'clientCertificate', 'serverPublicKey', 'session', 'settings', 'http3', 'signal'])
 
 function publicKeyPem(key: string | Uint8Array): string {
   try {
@@ -59,7 +66,8 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
   if (options.insecureSkipVerify !== undefined && typeof options.insecureSkipVerify !== 'boolean') {
     throw invalidArg('options.insecureSkipVerify', 'expected a boolean')
   }
-  const { signal, clientCertificate, serverPublicKey } = options
+  const { signal, clientCertificate, serverPublicKey, session } = options
+  if (session !== undefined && !(session instanceof Uint8Array)) throw invalidArg('options.session', 'expected the Buffer from getSession()')
   if (clientCertificate !== undefined) {
     if (clientCertificate === null || typeof clientCertificate !== 'object') throw invalidArg('options.clientCertificate', 'expected { cert, privateKey } file paths')
     for (const key of ['cert', 'privateKey'] as const) {
@@ -76,6 +84,7 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
     insecureSkipVerify: options.insecureSkipVerify ?? false,
     ...(clientCertificate ? { certPath: clientCertificate.cert, keyPath: clientCertificate.privateKey } : {}),
     ...(serverPublicKey === undefined ? {} : { serverPublicKey: publicKeyPem(serverPublicKey) }),
+    ...(session === undefined ? {} : { session: Buffer.from(session.buffer, session.byteOffset, session.byteLength) }),
     settings: quicSettingsToNative(options.settings, 'options.settings'),
     http3: http3SettingsToNative(options.http3),
   })
@@ -186,6 +195,14 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   constructor(native: NativeH3Controller, authority: string) {
     super(native)
     this.#authority = authority
+  }
+
+  /**
+   * The TLS session to resume with `connect({ session })`, or `null` until
+   * the server has sent a session ticket (shortly after the handshake).
+   */
+  async getSession(): Promise<Buffer | null> {
+    return awaitNative(this.native.session())
   }
 
   /** `ClientH3Controller::request_sender`. */

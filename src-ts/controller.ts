@@ -112,6 +112,11 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
     return awaitNative(this.native.stats())
   }
 
+  /** Whether the TLS handshake resumed an earlier session (like Node's `tlsSocket.isSessionReused()`). */
+  async isSessionReused(): Promise<boolean> {
+    return awaitNative(this.native.isResumed())
+  }
+
   /** Sends GOAWAY: the peer should open no new requests; in-flight ones finish. */
   sendGoaway(): void {
     this.#assertOpen()

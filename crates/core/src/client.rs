@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use tokio::net::UdpSocket;
 use tokio_quiche::http3::driver::ClientH3Driver;
@@ -15,7 +16,7 @@ use crate::controller::{take_writer, ClientRequests, NativeH3Controller, Pending
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{client_event, spawn_event_pump, ConnectionSlot};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings, DEFAULT_HANDSHAKE_TIMEOUT};
-use crate::tls::{load_ca, load_identity, raw_public_key, ClientTlsHook, ServerTrust};
+use crate::tls::{check_session, load_ca, load_identity, raw_public_key, ClientTlsHook, ServerTrust};
 
 #[napi(object)]
 pub struct NativeConnectOptions {
@@ -30,6 +31,8 @@ pub struct NativeConnectOptions {
   pub key_path: Option<String>,
   /// PEM `PUBLIC KEY`: expect this raw public key (RFC 7250) instead of a certificate.
   pub server_public_key: Option<String>,
+  /// A session from `session()` of an earlier connection, to resume.
+  pub session: Option<Buffer>,
   pub settings: Option<NativeQuicSettings>,
   pub http3: Option<NativeHttp3Settings>,
 }
@@ -49,6 +52,9 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
     (false, Some(ca), None) => ServerTrust::Anchors(load_ca(ca, "ca")?),
     (false, None, None) => ServerTrust::System,
   };
+  if let Some(session) = &options.session {
+    check_session(session)?;
+  }
   let identity = match (&options.cert_path, &options.key_path) {
     (Some(cert), Some(key)) => Some(load_identity(cert, key, "clientCertificate")?),
     _ => None,
@@ -70,7 +76,8 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
   let hook = Arc::new(ClientTlsHook::new(trust, verify_ip, identity));
   let rejection = hook.rejection.clone();
   let hooks = Hooks { connection_hook: Some(hook) };
-  let params = ConnectionParams::new_client(settings, Some(placeholder), hooks);
+  let mut params = ConnectionParams::new_client(settings, Some(placeholder), hooks);
+  params.session = options.session.map(|s| s.to_vec());
 
   let (driver, mut controller) = ClientH3Driver::new(http3_settings(&options.http3.unwrap_or_default()));
   let events = controller.take_event_receiver();

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio_quiche::http3::driver::{
   ClientRequestSender, H3Command, NewClientRequest, OutboundFrameSender, RequestSender, StreamShutdown,
 };
-use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand};
+use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand, QuicheConnection};
 
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::stats::{connection_stats, NativeConnectionStats};
@@ -72,6 +72,19 @@ impl NativeH3Controller {
     peer_cert: Option<PeerCertSlot>,
   ) -> Self {
     Self { commands, events: Mutex::new(Some(events)), slot, requests, peer_cert }
+  }
+
+  /// Runs `f` on the quiche connection inside the driver
+  /// (`QuicCommand::Custom`); `None` once the driver is gone.
+  async fn with_connection<T: Send + 'static>(&self, f: impl FnOnce(&mut QuicheConnection) -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    let cmd = QuicCommand::Custom(Box::new(move |qconn| {
+      let _ = tx.send(f(qconn));
+    }));
+    if !self.commands.send(H3Command::QuicCmd(cmd)) {
+      return None;
+    }
+    rx.await.ok()
   }
 
   fn command(&self, cmd: H3Command) -> Result<()> {
@@ -158,6 +171,22 @@ impl NativeH3Controller {
       // The driver is gone: tokio-quiche refreshed these at close.
       None => Ok(connection_stats(&conn.stats().lock().unwrap_or_else(|p| p.into_inner()))),
     }
+  }
+
+  /// The TLS session to resume later (quiche's encoding, with the peer's
+  /// transport parameters); `null` until the server sent a ticket.
+  #[napi]
+  pub async fn session(&self) -> napi::Result<Option<Buffer>> {
+    let session = self.with_connection(|qconn| qconn.session().map(<[u8]>::to_vec)).await;
+    let session = session.ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection is closed")))?;
+    Ok(session.map(Buffer::from))
+  }
+
+  /// Whether the handshake resumed an earlier session.
+  #[napi]
+  pub async fn is_resumed(&self) -> napi::Result<bool> {
+    let resumed = self.with_connection(|qconn| qconn.is_resumed()).await;
+    resumed.ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection is closed")))
   }
 
   /// `ip:port` of this end, once the connection has started.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use boring::pkey::{PKey, Private};
-use boring::ssl::{SslContextBuilder, SslMethod, SslRef, SslVerifyMode};
+use boring::ssl::{SslContextBuilder, SslMethod, SslRef, SslSession, SslVerifyMode};
 use boring::x509::X509;
 use tokio_quiche::quic::ConnectionHook;
 use tokio_quiche::settings::TlsCertificatePaths;
@@ -90,6 +90,22 @@ pub fn raw_public_key(pem: &str) -> BindingResult<Vec<u8>> {
   PKey::public_key_from_pem(pem.as_bytes())
     .and_then(|k| k.public_key_to_der())
     .map_err(|_| tls_error("serverPublicKey: not a PEM public key ('-----BEGIN PUBLIC KEY-----')".into()))
+}
+
+/// Checks that `bytes` looks like quiche's session encoding (what
+/// `getSession()` returns): a u64 length and a TLS session, then a u64
+/// length and the server's transport parameters.
+pub fn check_session(bytes: &[u8]) -> BindingResult<()> {
+  let bad = || BindingError::new(ErrorCode::InvalidArg, "session: not a session from getSession()");
+  let (len, rest) = bytes.split_first_chunk::<8>().ok_or_else(bad)?;
+  let len = usize::try_from(u64::from_be_bytes(*len)).map_err(|_| bad())?;
+  let der = rest.get(..len).ok_or_else(bad)?;
+  SslSession::from_der(der).map_err(|_| bad())?;
+  let (params_len, params) = rest[len..].split_first_chunk::<8>().ok_or_else(bad)?;
+  if u64::from_be_bytes(*params_len) != params.len() as u64 {
+    return Err(bad());
+  }
+  Ok(())
 }
 
 /// How a client checks the server's certificate.
@@ -262,6 +278,9 @@ mod tests {
     assert!(err(&cert, &other_key).contains("does not match"));
     assert!(load_ca("-----BEGIN CERTIFICATE-----\nxx\n", "ca").unwrap_err().message.starts_with("ca:"));
     assert_eq!(self_signed(vec![]).unwrap_err().code, ErrorCode::InvalidArg);
+    for junk in [&b""[..], &[0, 0, 0, 0, 0, 0, 0, 200, 1, 2][..], &[0u8; 16][..]] {
+      assert!(check_session(junk).unwrap_err().message.starts_with("session: "));
+    }
   }
 
   fn tempdir() -> std::path::PathBuf {
