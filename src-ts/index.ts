@@ -26,6 +26,7 @@ export { generateSelfSignedCertificate, writeSelfSignedCertificate } from './tls
 export type { SelfSignedCertificate, WrittenCertificate } from './tls.js'
 export { features } from './features.js'
 export type { Feature } from './features.js'
-export { prometheusMetrics } from './metrics.js'
+export { metricsSnapshot, parsePrometheusText, prometheusMetrics } from './metrics.js'
+export type { MetricFamily, MetricSample } from './metrics.js'
 export { serve } from './serve.js'
 export type { FetchHandler, RequestInfo, ServeOptions, Server } from './serve.js'
