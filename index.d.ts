@@ -41,8 +41,8 @@ export declare class NativeBodyWriter {
   /** Resets the stream both ways with H3_MESSAGE_ERROR (`OutboundFrame::PeerStreamError`). */
   sendPeerStreamError(): Promise<boolean> | null
   /**
-   * Drops the sender: before FIN, tokio-quiche resets the stream with
-   * H3_REQUEST_CANCELLED (0x10c).
+   * Drops the sender; before FIN, also cancels the stream both ways
+   * (RESET_STREAM, STOP_SENDING) with H3_REQUEST_CANCELLED (0x10c).
    */
   close(): void
   /**
@@ -81,7 +81,7 @@ export declare class NativeH3Controller {
   onEvents(callback: (events: NativeH3Event[]) => void): void
   /** Closes the connection with an application CONNECTION_CLOSE. */
   close(errorCode: number, reason: string): void
-  /** Sends GOAWAY with the highest stream id the driver has seen. */
+  /** Sends GOAWAY (see `goaway.rs`) as soon as the connection can take it. */
   sendGoaway(): void
   /** STOP_SENDING (`read_code`) and/or RESET_STREAM (`write_code`) on a stream. */
   shutdownStream(streamId: number, readCode?: number | undefined | null, writeCode?: number | undefined | null): void

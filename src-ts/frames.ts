@@ -169,7 +169,11 @@ export class OutboundFrameSender implements AsyncDisposable {
     return this.send(OutboundFrame.body(data, true))
   }
 
-  /** Resets the stream if it has not ended. */
+  /**
+   * Cancels the stream if it has not ended: RESET_STREAM and STOP_SENDING with
+   * H3_REQUEST_CANCELLED (0x10c), sent at once; frames the driver has not
+   * taken yet are discarded.
+   */
   close(): void {
     this.#native.close()
   }

@@ -12,7 +12,7 @@ use tokio_quiche::settings::{CertificateKind, Hooks, TlsCertificatePaths};
 use tokio_quiche::ConnectionParams;
 
 use crate::address::{any_port_for, host_name, resolve};
-use crate::controller::{take_writer, ClientRequests, NativeH3Controller, PendingWriters};
+use crate::controller::{take_writer, ClientRequests, Commands, NativeH3Controller, PendingWriters};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{client_event, spawn_event_pump, ConnectionSlot};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings, DEFAULT_HANDSHAKE_TIMEOUT};
@@ -105,11 +105,15 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
   let writers = PendingWriters::default();
   let pump_writers = writers.clone();
   let pump_slot = slot.clone();
+  let commands: Commands = Arc::new(controller.h3_cmd_sender());
+  let pump_commands = commands.clone();
   Ok(NativeH3Controller::new(
-    Box::new(controller.h3_cmd_sender()),
+    commands,
+    Arc::default(),
     Box::new(move |callback| {
       spawn_event_pump(events, callback, pump_slot, move |ev| {
-        client_event(ev, |stream_id, request_id| take_writer(&pump_writers, stream_id, request_id))
+        let take = |stream_id, request_id| take_writer(&pump_writers, &pump_commands, stream_id, request_id);
+        Some(client_event(ev, &pump_commands, take))
       })
     }),
     slot,

@@ -17,6 +17,7 @@ use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand, QuicheConnect
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::stats::{connection_stats, NativeConnectionStats};
 use crate::events::{ConnectionSlot, EventCallback};
+use crate::goaway::Goaway;
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::stream::{NativeBodyWriter, Role};
 
@@ -35,6 +36,9 @@ where
   }
 }
 
+/// Shared by the controller, its pump and its body writers.
+pub type Commands = Arc<dyn CommandSink>;
+
 /// Starts the event pump once JS hands over its callback.
 pub type EventStarter = Box<dyn FnOnce(EventCallback) + Send>;
 
@@ -49,14 +53,15 @@ pub struct ClientRequests {
 
 /// Takes the body writer for `request_id`, which the driver sent just before
 /// announcing the request.
-pub fn take_writer(writers: &PendingWriters, stream_id: u64, request_id: u64) -> Option<NativeBodyWriter> {
+pub fn take_writer(writers: &PendingWriters, commands: &Commands, stream_id: u64, request_id: u64) -> Option<NativeBodyWriter> {
   let mut rx = writers.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id)?;
-  rx.try_recv().ok().map(|send| NativeBodyWriter::new(stream_id, Role::Client, send))
+  rx.try_recv().ok().map(|send| NativeBodyWriter::new(stream_id, Role::Client, send, commands.clone()))
 }
 
 #[napi]
 pub struct NativeH3Controller {
-  commands: Box<dyn CommandSink>,
+  commands: Commands,
+  goaway: Arc<Goaway>,
   events: Mutex<Option<EventStarter>>,
   slot: ConnectionSlot,
   requests: Option<ClientRequests>,
@@ -68,10 +73,10 @@ pub type PeerCertSlot = Arc<OnceLock<Vec<u8>>>;
 
 impl NativeH3Controller {
   pub fn new(
-    commands: Box<dyn CommandSink>, events: EventStarter, slot: ConnectionSlot, requests: Option<ClientRequests>,
-    peer_cert: Option<PeerCertSlot>,
+    commands: Commands, goaway: Arc<Goaway>, events: EventStarter, slot: ConnectionSlot,
+    requests: Option<ClientRequests>, peer_cert: Option<PeerCertSlot>,
   ) -> Self {
-    Self { commands, events: Mutex::new(Some(events)), slot, requests, peer_cert }
+    Self { commands, goaway, events: Mutex::new(Some(events)), slot, requests, peer_cert }
   }
 
   /// Runs `f` on the quiche connection inside the driver
@@ -118,10 +123,14 @@ impl NativeH3Controller {
     })))
   }
 
-  /// Sends GOAWAY with the highest stream id the driver has seen.
+  /// Sends GOAWAY (see `goaway.rs`) as soon as the connection can take it.
   #[napi(catch_unwind)]
   pub fn send_goaway(&self) -> Result<()> {
-    self.command(H3Command::GoAway)
+    if self.goaway.send(&self.commands) {
+      Ok(())
+    } else {
+      Err(js_error(ErrorCode::Closed, "the connection is closed"))
+    }
   }
 
   /// STOP_SENDING (`read_code`) and/or RESET_STREAM (`write_code`) on a stream.

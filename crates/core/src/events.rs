@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, OutboundFrame, ServerH3Event};
 use tokio_quiche::QuicConnection;
 
+use crate::controller::Commands;
 use crate::flow::NativeDatagramFlow;
 use crate::headers::{check_received, headers_to_flat, HeaderBlock};
 use crate::stats::error_code as code;
@@ -97,7 +98,7 @@ fn event(kind: &str) -> NativeH3Event {
   NativeH3Event { kind: kind.to_string(), ..Default::default() }
 }
 
-fn headers_event(h: IncomingH3Headers, role: Role) -> NativeH3Event {
+fn headers_event(h: IncomingH3Headers, role: Role, commands: &Commands) -> NativeH3Event {
   let IncomingH3Headers { stream_id, headers, send, recv, read_fin, h3_audit_stats } = h;
   if role == Role::Server {
     if let Err(e) = check_received(&headers, HeaderBlock::Request) {
@@ -112,7 +113,7 @@ fn headers_event(h: IncomingH3Headers, role: Role) -> NativeH3Event {
   NativeH3Event {
     stream_id: Some(stream_id as i64),
     headers: Some(headers_to_flat(&headers)),
-    send: Some(NativeBodyWriter::new(stream_id, role, send)),
+    send: Some(NativeBodyWriter::new(stream_id, role, send, commands.clone())),
     recv: Some(NativeBodyReader::new(stream_id, recv, h3_audit_stats)),
     read_fin: Some(read_fin),
     ..event("headers")
@@ -120,13 +121,13 @@ fn headers_event(h: IncomingH3Headers, role: Role) -> NativeH3Event {
 }
 
 /// Converts the events both drivers share.
-pub fn core_event(ev: H3Event, role: Role) -> NativeH3Event {
+pub fn core_event(ev: H3Event, role: Role, commands: &Commands) -> NativeH3Event {
   match ev {
     H3Event::IncomingSettings { settings } => NativeH3Event {
       settings: Some(settings.into_iter().flat_map(|(k, v)| [BigInt::from(k), BigInt::from(v)]).collect()),
       ..event("settings")
     },
-    H3Event::IncomingHeaders(h) => headers_event(h, role),
+    H3Event::IncomingHeaders(h) => headers_event(h, role, commands),
     H3Event::NewFlow { flow_id, send, recv } => NativeH3Event {
       id: Some(flow_id as f64),
       flow: Some(NativeDatagramFlow::new(flow_id, send, recv)),
@@ -149,13 +150,13 @@ pub fn core_event(ev: H3Event, role: Role) -> NativeH3Event {
   }
 }
 
-pub fn server_event(ev: ServerH3Event) -> NativeH3Event {
+pub fn server_event(ev: ServerH3Event, commands: &Commands) -> NativeH3Event {
   match ev {
-    ServerH3Event::Core(ev) => core_event(ev, Role::Server),
+    ServerH3Event::Core(ev) => core_event(ev, Role::Server, commands),
     ServerH3Event::Headers { incoming_headers, priority, is_in_early_data } => NativeH3Event {
       priority: priority.map(|p| String::from_utf8_lossy(&p).into_owned()),
       is_in_early_data: Some(*is_in_early_data),
-      ..headers_event(incoming_headers, Role::Server)
+      ..headers_event(incoming_headers, Role::Server, commands)
     },
   }
 }
@@ -172,23 +173,25 @@ pub type ConnectionSlot = Arc<OnceLock<QuicConnection>>;
 const MAX_BATCH: usize = 64;
 
 /// Drains `rx` into `callback` until the driver drops its sender, then sends
-/// a final `closed` event with the close info. Events are small (body bytes
+/// a final `closed` event with the close info. `convert` may consume an event (None). Events are small (body bytes
 /// travel on the bounded per-stream channels), so batching them is safe.
 pub fn spawn_event_pump<E: Send + 'static>(
   mut rx: UnboundedReceiver<E>, callback: EventCallback, slot: ConnectionSlot,
-  mut convert: impl FnMut(E) -> NativeH3Event + Send + 'static,
+  mut convert: impl FnMut(E) -> Option<NativeH3Event> + Send + 'static,
 ) {
   napi::bindgen_prelude::spawn(async move {
     let drained = AssertUnwindSafe(async {
       while let Some(first) = rx.recv().await {
-        let mut batch = vec![convert(first)];
+        let mut batch = Vec::from_iter(convert(first));
         while batch.len() < MAX_BATCH {
           match rx.try_recv() {
-            Ok(ev) => batch.push(convert(ev)),
+            Ok(ev) => batch.extend(convert(ev)),
             Err(_) => break,
           }
         }
-        callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+        if !batch.is_empty() {
+          callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+        }
       }
     })
     .catch_unwind()
@@ -205,9 +208,11 @@ pub fn spawn_event_pump<E: Send + 'static>(
 
 /// Converts a client event; `take_writer` hands over the body writer of a
 /// request that asked for one.
-pub fn client_event(ev: ClientH3Event, take_writer: impl Fn(u64, u64) -> Option<NativeBodyWriter>) -> NativeH3Event {
+pub fn client_event(
+  ev: ClientH3Event, commands: &Commands, take_writer: impl Fn(u64, u64) -> Option<NativeBodyWriter>,
+) -> NativeH3Event {
   match ev {
-    ClientH3Event::Core(ev) => core_event(ev, Role::Client),
+    ClientH3Event::Core(ev) => core_event(ev, Role::Client, commands),
     ClientH3Event::NewOutboundRequest { stream_id, request_id } => NativeH3Event {
       stream_id: Some(stream_id as i64),
       request_id: Some(request_id as f64),

@@ -11,6 +11,7 @@ mod controller;
 mod errors;
 mod events;
 mod flow;
+mod goaway;
 mod headers;
 mod metrics;
 mod runtime;

@@ -9,16 +9,17 @@ use futures_util::StreamExt;
 use napi_derive::napi;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio_quiche::http3::driver::ServerH3Driver;
+use tokio_quiche::http3::driver::{ServerH3Driver, ServerH3Event};
 use tokio_quiche::metrics::DefaultMetrics;
 use tokio_quiche::settings::TlsCertificatePaths;
 use tokio_quiche::{ConnectionParams, InitialQuicConnection, QuicConnectionStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::address::{any_port_for, resolve};
-use crate::controller::{NativeH3Controller, PeerCertSlot};
+use crate::controller::{Commands, NativeH3Controller, PeerCertSlot};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot};
+use crate::goaway::{reject, Goaway};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
 use crate::server_tls::{load_identities, server_tls, IdentityStore, NativeServerTls};
 
@@ -267,11 +268,22 @@ pub fn new_server_h3_driver(settings: Option<NativeHttp3Settings>) -> NativeServ
   let events = controller.take_event_receiver();
   let pump_slot = slot.clone();
   let peer_cert = PeerCertSlot::default();
+  let commands: Commands = Arc::new(controller.h3_cmd_sender());
+  let goaway = Arc::new(Goaway::default());
+  let (pump_commands, pump_goaway) = (commands.clone(), goaway.clone());
+  let convert = move |ev: ServerH3Event| match &ev {
+    ServerH3Event::Headers { incoming_headers, .. } if !pump_goaway.admit(incoming_headers.stream_id) => {
+      reject(&pump_commands, incoming_headers.stream_id, ev);
+      None
+    },
+    _ => Some(server_event(ev, &pump_commands)),
+  };
   NativeServerDriverPair {
     driver: NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot: slot.clone(), peer_cert: peer_cert.clone() },
     controller: NativeH3Controller::new(
-      Box::new(controller.h3_cmd_sender()),
-      Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, server_event)),
+      commands,
+      goaway,
+      Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, convert)),
       slot,
       None,
       Some(peer_cert),

@@ -16,11 +16,12 @@ use napi_derive::napi;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{self, Sender};
 use bytes::Bytes;
-use tokio_quiche::http3::driver::{InboundFrame, InboundFrameStream, OutboundFrame, OutboundFrameSender};
+use tokio_quiche::http3::driver::{H3Command, InboundFrame, InboundFrameStream, OutboundFrame, OutboundFrameSender, StreamShutdown};
 use tokio_quiche::http3::H3AuditStats;
 use tokio_quiche::quiche::h3::{self, NameValue};
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::Commands;
 use crate::errors::{js_error, napi_failure, ErrorCode, Result};
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::stats::{audit_stats, NativeH3AuditStats};
@@ -68,16 +69,19 @@ pub struct NativeBodyWriter {
   /// A final (non-1xx) HEADERS went out, so body and trailers may follow.
   /// A client's request headers go out with the request.
   head_sent: AtomicBool,
+  /// The connection's commands, for `close()`.
+  commands: Commands,
 }
 
 impl NativeBodyWriter {
-  pub fn new(stream_id: u64, role: Role, send: OutboundFrameSender) -> Self {
+  pub fn new(stream_id: u64, role: Role, send: OutboundFrameSender, commands: Commands) -> Self {
     Self {
       stream_id,
       role,
       sender: Mutex::new(send.get_ref().cloned()),
       finished: AtomicBool::new(false),
       head_sent: AtomicBool::new(role == Role::Client),
+      commands,
     }
   }
 
@@ -191,11 +195,20 @@ impl NativeBodyWriter {
     self.dispatch(env, OutboundFrame::PeerStreamError, true)
   }
 
-  /// Drops the sender: before FIN, tokio-quiche resets the stream with
-  /// H3_REQUEST_CANCELLED (0x10c).
+  /// Drops the sender; before FIN, also cancels the stream both ways
+  /// (RESET_STREAM, STOP_SENDING) with H3_REQUEST_CANCELLED (0x10c).
   #[napi(catch_unwind)]
   pub fn close(&self) {
-    self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+    // Dropping alone is not enough: tokio-quiche resets a stream whose sender
+    // is gone only when it next polls that stream, and a client driver keeps
+    // its own copy of the request's sender. Both ways, because once the
+    // driver has forgotten the stream, more DATA from the peer on it would be
+    // a fatal NonexistentStream error.
+    if sender.is_some_and(|s| !s.is_closed()) {
+      let shutdown = StreamShutdown::Both { read_error_code: REQUEST_CANCELLED, write_error_code: REQUEST_CANCELLED };
+      self.commands.send(H3Command::ShutdownStream { stream_id: self.stream_id, shutdown });
+    }
   }
 
   /// True once FIN was queued, the sender was closed, or the driver stopped
@@ -205,6 +218,9 @@ impl NativeBodyWriter {
     self.sender.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|s| s.is_closed())
   }
 }
+
+/// H3_REQUEST_CANCELLED (RFC 9114 §8.1).
+const REQUEST_CANCELLED: u64 = 0x10c;
 
 /// The largest chunk one `read()` hands to JS after joining queued frames.
 const MAX_READ_BYTES: usize = 256 * 1024;
