@@ -304,6 +304,14 @@ export interface NativeListenSocket {
   reusePort: boolean
 }
 
+export interface NativeLogRecord {
+  /** `error`, `warn`, `info`, `debug` or `trace`. */
+  level: string
+  message: string
+  /** Structured fields as `key=value` text, e.g. `error=...`. */
+  fields: Array<string>
+}
+
 /** The subset of tokio-quiche's `QuicSettings` reachable from JS. */
 export interface NativeQuicSettings {
   alpn?: Array<string>
@@ -350,6 +358,7 @@ export interface NativeQuicSettings {
   disableDcidReuse?: boolean
   trackUnknownTransportParameters?: number
   poolSendBuffer?: boolean
+  captureQuicheLogs?: boolean
 }
 
 /** A self-signed certificate and key, both PEM. */
@@ -403,3 +412,9 @@ export declare function newServerH3Driver(settings?: NativeHttp3Settings | undef
  * Prometheus text exposition format, names prefixed `tokio_quiche_`.
  */
 export declare function prometheusMetrics(): string
+
+/**
+ * Sends tokio-quiche's log records at `level` and above to `callback`;
+ * `null` stops them.
+ */
+export declare function setLogger(callback: ((record: NativeLogRecord) => void) | null, level: string): void

@@ -848,3 +848,4 @@ module.exports.generateSelfSigned = nativeBinding.generateSelfSigned
 module.exports.listen = nativeBinding.listen
 module.exports.newServerH3Driver = nativeBinding.newServerH3Driver
 module.exports.prometheusMetrics = nativeBinding.prometheusMetrics
+module.exports.setLogger = nativeBinding.setLogger

@@ -6,6 +6,8 @@
  * `connect()` gives a `ClientH3Controller`.
  * @packageDocumentation
  */
+import { logFromEnvironment } from './logging.js'
+
 export { listen, QuicListener, InitialQuicConnection, ServerH3Driver, ServerH3Controller } from './server.js'
 export type { ListenSocket, QuicConnection } from './server.js'
 export { connect, ClientH3Controller, ClientRequestSender } from './client.js'
@@ -29,4 +31,9 @@ export type { Feature } from './features.js'
 export { metricsSnapshot, parsePrometheusText, prometheusMetrics } from './metrics.js'
 export type { MetricFamily, MetricSample } from './metrics.js'
 export { serve } from './serve.js'
+export { setLogger } from './logging.js'
+export type { LogLevel, LogRecord } from './logging.js'
 export type { FetchHandler, RequestInfo, ServeOptions, Server } from './serve.js'
+
+// TOKIO_QUICHE_LOG=<level>: logs to stderr without code changes.
+logFromEnvironment()

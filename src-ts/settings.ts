@@ -156,6 +156,12 @@ export interface QuicSettings {
   trackUnknownTransportParameters?: number
   /** Take egress buffers from a per-thread pool (false: 64 KiB per connection). Default `true`. */
   poolSendBuffer?: boolean
+  /**
+   * Route quiche's own (per-packet, very verbose) logs into `setLogger()`'s
+   * logger too; takes effect for the process once, at the first listen() or
+   * connect() that sets it, at the logger's level then.
+   */
+  captureQuicheLogs?: boolean
 }
 
 const QUIC_RULES: Record<keyof QuicSettings, Rule> = {
@@ -202,6 +208,7 @@ const QUIC_RULES: Record<keyof QuicSettings, Rule> = {
   disableDcidReuse: bool,
   trackUnknownTransportParameters: uint(2 ** 20),
   poolSendBuffer: bool,
+  captureQuicheLogs: bool,
 }
 
 /** Validates QUIC settings; the error names the field, e.g. `settings.maxIdleTimeoutMs`. */

@@ -13,6 +13,7 @@ mod events;
 mod flow;
 mod goaway;
 mod headers;
+mod logging;
 mod metrics;
 mod runtime;
 mod server;

@@ -68,6 +68,7 @@ pub struct NativeQuicSettings {
   pub disable_dcid_reuse: Option<bool>,
   pub track_unknown_transport_parameters: Option<f64>,
   pub pool_send_buffer: Option<bool>,
+  pub capture_quiche_logs: Option<bool>,
 }
 
 /// Copies each option that is set onto the field of the same name, converting
@@ -139,6 +140,7 @@ pub fn quic_settings(opts: &NativeQuicSettings) -> BindingResult<QuicSettings> {
     max_path_challenge_recv_queue_len: usize,
     disable_dcid_reuse: bool,
     pool_send_buffer: bool,
+    capture_quiche_logs: bool,
   });
   if let Some(v) = &opts.cc_algorithm {
     s.cc_algorithm = v.clone();
