@@ -5,7 +5,7 @@ import { mkdtemp, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type ServerH3Event, connect } from 'tokio-quiche'
-import { startServer } from './helpers.js'
+import { sleep, startServer } from './helpers.js'
 
 const H3_NO_ERROR = 0x100
 const H3_EXCESSIVE_LOAD = 0x107
@@ -85,3 +85,33 @@ test('postAcceptTimeoutMs: no request in time -> connectionShutdown event and H3
   t.regex((shutdown as { error?: string }).error ?? '', /post accept timeout/)
   t.false(serverEvents.some((e) => e.type === 'headers'), 'no request was handled')
 })
+
+test('postAcceptTimeoutMs: a request in time cancels the timer; both requests succeed (test_post_accept_timeout_is_reset)', async (t) => {
+  const serverEvents: ServerH3Event[] = []
+  const server = await startServer(respondOk, { http3: { postAcceptTimeoutMs: 1000 }, onEvent: (e) => serverEvents.push(e) })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  await sleep(500)
+  const first = await client.request()
+  t.is(await first.body.text(), 'ok')
+  await sleep(800) // past the original 1 s deadline
+  const second = await client.request()
+  t.deepEqual([first.streamId, second.streamId, await second.body.text()], [0, 4, 'ok'])
+  t.false(client.isClosed, 'no post-accept shutdown')
+  t.false(serverEvents.some((e) => e.type === 'connectionShutdown' || e.type === 'connectionError'))
+  await client.close()
+})
+
+for (const [name, settings] of [
+  ['e2e_client_ip_validation_disabled', { disableClientIpValidation: true }],
+  ['e2e_pooled_send_buffer_disabled', { poolSendBuffer: false }],
+] as const) {
+  test(`${Object.keys(settings)[0]}: a GET gets its 200 and body (${name})`, async (t) => {
+    const server = await startServer(respondOk, { settings })
+    t.teardown(() => server.close())
+    const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+    const res = await client.request()
+    t.deepEqual([res.status, await res.body.text()], [200, 'ok'])
+    await client.close()
+  })
+}
