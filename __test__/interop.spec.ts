@@ -424,6 +424,16 @@ test('our client -> aioquic server: closing a request body writer early resets t
   })
 })
 
+test('our client -> aioquic server: closing a response reader before the end sends STOP_SENDING H3_REQUEST_CANCELLED', async (t) => {
+  await withAioquicServer(t, async (client, events) => {
+    const res = await client.request({ path: `/bytes/${8 * MiB}` })
+    const first = await res.body.recv()
+    t.true((first?.data.length ?? 0) > 0)
+    res.body.close()
+    t.like(await serverSaw(events, { event: 'stop_sending' }), { stream_id: res.streamId, error_code: 0x10c })
+  })
+})
+
 test('our client -> aioquic server: aioquic resets a response; our reader gets StreamResetError with its code', async (t) => {
   await withAioquicServer(t, async (client) => {
     const res = await client.request({ path: `/reset/${0x10b}` })
