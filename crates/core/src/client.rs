@@ -9,6 +9,7 @@ use napi_derive::napi;
 use tokio::net::UdpSocket;
 use tokio_quiche::http3::driver::ClientH3Driver;
 use tokio_quiche::settings::{CertificateKind, Hooks, TlsCertificatePaths};
+use tokio_quiche::socket::Socket;
 use tokio_quiche::ConnectionParams;
 
 use crate::address::{any_port_for, host_name, resolve};
@@ -81,7 +82,9 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
 
   let (driver, mut controller) = ClientH3Driver::new(http3_settings(&options.http3.unwrap_or_default()));
   let events = controller.take_event_receiver();
-  let socket = socket.try_into().map_err(connect_error)?;
+  let mut socket: Socket<_, _> = socket.try_into().map_err(connect_error)?;
+  // GSO/GRO and the other offloads tokio-quiche's listen() sets up for servers.
+  socket.apply_max_capabilities();
   let handshake = tokio_quiche::quic::connect_with_config(socket, server_name.as_deref(), &params, driver);
   let conn = match tokio::time::timeout(handshake_timeout, handshake).await {
     Ok(Ok(conn)) => conn,

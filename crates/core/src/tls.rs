@@ -2,10 +2,11 @@
 //! trust configuration, and self-signed certificates for development.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use boring::pkey::{PKey, Private};
 use boring::ssl::{SslContextBuilder, SslMethod, SslRef, SslSession, SslVerifyMode};
+use boring::x509::store::{X509Store, X509StoreBuilder};
 use boring::x509::X509;
 use tokio_quiche::quic::ConnectionHook;
 use tokio_quiche::settings::TlsCertificatePaths;
@@ -108,6 +109,17 @@ pub fn check_session(bytes: &[u8]) -> BindingResult<()> {
   Ok(())
 }
 
+/// The system trust store, loaded on first use.
+fn system_store() -> Result<&'static X509Store, boring::error::ErrorStack> {
+  static STORE: OnceLock<X509Store> = OnceLock::new();
+  if let Some(store) = STORE.get() {
+    return Ok(store);
+  }
+  let mut builder = X509StoreBuilder::new()?;
+  builder.set_default_paths()?;
+  Ok(STORE.get_or_init(|| builder.build()))
+}
+
 /// How a client checks the server's certificate.
 #[derive(Clone)]
 pub enum ServerTrust {
@@ -155,6 +167,10 @@ impl ClientTlsHook {
     }
     match &self.trust {
       ServerTrust::Insecure => builder.set_verify(SslVerifyMode::NONE),
+      // Loading the system bundle costs milliseconds per connection, so it
+      // is loaded once and shared, except where the IP check needs the
+      // store's own parameters.
+      ServerTrust::System if self.verify_ip.is_none() => builder.set_cert_store_ref(system_store()?),
       ServerTrust::System => builder.set_default_verify_paths()?,
       ServerTrust::Anchors(certs) => {
         for cert in certs {
