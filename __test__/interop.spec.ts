@@ -270,6 +270,15 @@ test('aioquic client -> our server: key update started by aioquic mid-download; 
   t.true(res!.bytes_at_key_update! >= MiB && res!.bytes_at_key_update! < size, `updated at ${res!.bytes_at_key_update} bytes`)
 })
 
+test('aioquic client -> our server: the client switches to a new connection ID our server issued, and keeps working', async (t) => {
+  const lines = (await aioquicClient(server.listener.port, server.identity.certPath, ['--path', '/bytes/1024', '--change-cid'])) as unknown as Record<string, unknown>[]
+  const change = lines.find((l) => l.event === 'cid_change') as { before: string; after: string } | undefined
+  const results = lines.filter((l) => l.event === undefined) as unknown as PeerResult[]
+  t.truthy(change, 'aioquic had a spare connection ID from our server')
+  t.not(change!.after, change!.before)
+  t.deepEqual(results.map((r) => [r.status, r.size, r.connection]), [[200, 1024, 1], [200, 1024, 1]], 'both requests on the one connection')
+})
+
 test('aioquic client -> our server: the client moves to a new UDP port mid-connection (NAT rebinding) and keeps working', async (t) => {
   const [before, after] = await aioquicClient(server.listener.port, server.identity.certPath, ['--path', '/whoami', '--rebind'])
   t.is(before!.status, 200)

@@ -459,6 +459,14 @@ async def run_client(args):
         if args.rebind:
             await client.rebind()
             results += await round()
+        if args.change_cid:
+            # Active migration to a new connection ID the server issued.
+            before = client._quic._peer_cid.cid.hex()
+            client._quic.change_connection_id()
+            client.transmit()
+            after = client._quic._peer_cid.cid.hex()
+            emit({"event": "cid_change", "before": before, "after": after, "spare": len(client._quic._peer_cid_available)})
+            results += await round()
         for result in results:
             result.update(connection=1)
         if args.after_goaway and not client.terminated:
@@ -508,6 +516,7 @@ def main():
     c.add_argument("--after-goaway", metavar="PATH", help="then request PATH, on a new connection if the server sent GOAWAY")
     c.add_argument("--key-update-after", type=int, metavar="BYTES", help="start a key update once BYTES of body have arrived")
     c.add_argument("--rebind", action="store_true", help="run the requests again from a new UDP socket")
+    c.add_argument("--change-cid", action="store_true", help="run the requests again on a new connection ID")
     c.add_argument("--datagrams", type=int, metavar="N", help="open a CONNECT-UDP tunnel and round-trip N H3 datagrams instead")
     args = parser.parse_args()
     asyncio.run(run_server(args) if args.mode == "server" else run_client(args))

@@ -77,9 +77,8 @@ ${rows.map((r) => `| ${r.peer} | ${r.direction} | ${r.testCase} | ${r.result} |`
 - **NAT rebinding**: after aioquic moves to a new UDP port, our server's \`stats().peerAddress\` is the
   new address; \`controller.peerAddress\` keeps the address the connection was accepted from.
 
-## Not covered yet
-
-Active migration to a new connection ID (aioquic's rebinding keeps the connection ID).
+- **Connection IDs**: our server issues spare connection IDs, and aioquic can switch to one mid-connection
+  (\`change_connection_id\`); requests continue on the same connection.
 `
 writeFileSync(join(ROOT, 'docs', 'interop.md'), md)
 console.log(md)
