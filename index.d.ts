@@ -34,6 +34,11 @@ export declare class NativeBodyWriter {
    * HEADERS never carry FIN here; finish with a body or trailers.
    */
   sendHeaders(headers: Array<string>, urgency?: number | undefined | null, incremental?: boolean | undefined | null): Promise<boolean> | null
+  /**
+   * A whole response in one call: final HEADERS, then `body` (copied now)
+   * with FIN. One crossing instead of two or three for a small response.
+   */
+  sendResponse(headers: Array<string>, body?: Uint8Array | undefined | null, urgency?: number | undefined | null, incremental?: boolean | undefined | null): Promise<boolean> | null
   /** Sends body bytes (copied now, so JS may reuse its buffer), optionally with FIN. */
   sendBody(data: Uint8Array, fin: boolean): Promise<boolean> | null
   /** Sends trailers, which end the stream. */
@@ -146,6 +151,9 @@ export declare class NativeQuicListener {
 /** A `ServerH3Driver` waiting to be given to `InitialQuicConnection.start()`. */
 export declare class NativeServerH3Driver {}
 
+/** Crossings since the process started. */
+export declare function bridgeCounters(): NativeBridgeCounters
+
 /**
  * The optional Cargo features this binary was built with (tokio-quiche's
  * feature flags), in a fixed order.
@@ -163,6 +171,11 @@ export declare function generateSelfSigned(names: Array<string>): NativeSelfSign
 
 /** Binds one UDP socket per entry and starts tokio-quiche's listener on each. */
 export declare function listen(sockets: Array<NativeListenSocket>, params: NativeServerParams): Promise<Array<NativeQuicListener>>
+
+export interface NativeBridgeCounters {
+  toRust: number
+  toJs: number
+}
 
 /** Why and how a connection ended, from tokio-quiche's audit stats. */
 export interface NativeCloseInfo {

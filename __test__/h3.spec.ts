@@ -2,7 +2,7 @@
 // client in this process, certificates verified.
 import test from 'ava'
 import { createHash } from 'node:crypto'
-import { OutboundFrame, type ServerH3Event, StreamResetError, connect } from 'tokio-quiche'
+import { OutboundFrame, type ServerH3Event, StreamResetError, bridgeCounters, connect } from 'tokio-quiche'
 import { header, patternBytes, sha256, sleep, startServer } from './helpers.js'
 
 test('100 concurrent GETs on one connection each get their own body', async (t) => {
@@ -244,4 +244,24 @@ test('close() ends the peer: its controller reports the application code and rea
   t.false(remote.timedOut)
   t.true(client.isClosed)
   await server.close()
+})
+
+test('respond() sends headers and the whole body in one call into the binding', async (t) => {
+  const crossings: number[] = []
+  const errors: unknown[] = []
+  const server = await startServer(async (req) => {
+    errors.push(await req.send.respond([[':status', '103']]).catch((e) => e))
+    const before = bridgeCounters().toRust
+    const sent = req.send.respond([[':status', '201'], ['x-kind', 'whole']], 'all at once')
+    crossings.push(bridgeCounters().toRust - before)
+    await sent
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  const res = await client.request()
+  t.deepEqual([res.status, header(res.headers, 'x-kind'), await res.body.text()], [201, 'whole', 'all at once'])
+  t.deepEqual(crossings, [1])
+  t.is((errors[0] as { code?: string }).code, 'ERR_INVALID_ARG')
+  t.regex(String(errors[0]), /headers: respond\(\) needs a final status/)
+  await client.close()
 })

@@ -55,18 +55,11 @@ export function quicClientEnv(cert: string): NodeJS.ProcessEnv {
 export interface TqBenchOptions {
   /** HTTP/3 by default; h2 and h1 run over TLS and TCP (the churn scenarios, which h2load cannot drive). */
   proto?: 'h3' | 'h2' | 'h1'
-  /**
-   * No GSO/GRO on the client's socket, like tokio-quiche's and this package's
-   * connect(); by default the load client gets them, so it is not what bounds
-   * bulk downloads.
-   */
-  plainSocket?: boolean
 }
 
 export function tqBenchLoad(address: string, spec: LoadSpec, cert: string, opts: TqBenchOptions = {}): LoadResult {
   const args = ['load', address, spec.path, '--streams', String(spec.streams), '--conns', String(spec.conns), '--seconds', String(spec.seconds)]
   if (opts.proto) args.push('--proto', opts.proto)
-  if (opts.plainSocket) args.push('--plain-socket')
   if (spec.perConn !== undefined) args.push('--per-conn', String(spec.perConn))
   if (spec.upload !== undefined) args.push('--upload', String(spec.upload))
   return lastJsonLine(execFileSync(TQ_BENCH, args, { encoding: 'utf8', env: quicClientEnv(cert) }))

@@ -13,6 +13,8 @@ export interface Run extends LoadResult {
   heap_delta?: number
   /** HTTP/3 subjects: the kernel's UDP counters over the run. */
   udp?: UdpCounters
+  /** Subjects P and S: JS↔Rust crossings over the run (bridgeCounters()). */
+  crossings?: { toRust: number; toJs: number }
 }
 
 export interface Entry {
@@ -82,6 +84,8 @@ interface Summary {
   otherPct: number
   subjectPct: number
   udp?: string
+  /** JS↔Rust crossings per request, into Rust / into JS. */
+  crossings?: string
 }
 
 function summarize(s: Scenario, runs: Run[]): Summary {
@@ -98,6 +102,11 @@ function summarize(s: Scenario, runs: Run[]): Summary {
     p99: median(runs.map((r) => r.p99_us)),
     otherPct: median(runs.map((r) => (s.side === 'server' ? r.client_cpu_s : r.server_cpu_s) / r.seconds)) * 100,
     subjectPct: median(runs.map((r) => (s.side === 'server' ? r.server_cpu_s : r.client_cpu_s) / r.seconds)) * 100,
+    ...(runs.every((r) => r.crossings) && s.unit !== 'idle'
+      ? {
+          crossings: `${fmt(median(runs.map((r) => r.crossings!.toRust / r.requests)), 2)} / ${fmt(median(runs.map((r) => r.crossings!.toJs / r.requests)), 2)}`,
+        }
+      : {}),
     ...(udpRuns.length
       ? { udp: `${fmt(perMiB((u) => u.out))} / ${fmt(perMiB((u) => u.in))} (${fmt(median(udpRuns.map((r) => r.udp!.rcvbufErrors)))} drops)` }
       : {}),
@@ -127,7 +136,7 @@ function rows(s: Scenario, res: ScenarioResults): string[] {
     const clientCpu =
       s.side === 'server' ? (s.unit === 'idle' ? '' : `${fmt(m.otherPct)} %`) : `${fmt(m.subjectPct)} % · ${fmt(m.cpu, s.unit === 'mbps' ? 2 : 1)} ${unit.cpuPer}`
     out.push(
-      `| ${s.name} | ${e.label} | ${fmt(m.median, s.unit === 'idle' ? 1 : 0)} ${unit.label} | ${m.spread} | ${serverCpu} | ${latency} | ${clientCpu} | ${e.client} | ${m.udp ?? ''} |`,
+      `| ${s.name} | ${e.label} | ${fmt(m.median, s.unit === 'idle' ? 1 : 0)} ${unit.label} | ${m.spread} | ${serverCpu} | ${latency} | ${clientCpu} | ${e.client} | ${m.udp ?? ''} | ${m.crossings ?? ''} |`,
     )
   }
   for (const [a, b] of RATIOS) {
@@ -135,9 +144,9 @@ function rows(s: Scenario, res: ScenarioResults): string[] {
     const y = sums.get(b)
     if (!x || !y) continue
     const cpu = Number.isFinite(x.cpu / y.cpu) ? `${(x.cpu / y.cpu).toFixed(2)}× ${s.unit === 'idle' ? 'heap' : 'CPU'}` : ''
-    out.push(`| ${s.name} | **${a}/${b}** | **${(x.median / y.median).toFixed(2)}** | | ${cpu} | | | | |`)
+    out.push(`| ${s.name} | **${a}/${b}** | **${(x.median / y.median).toFixed(2)}** | | ${cpu} | | | | | |`)
   }
-  for (const why of res.skipped) out.push(`| ${s.name} | ${why} | | | | | | | |`)
+  for (const why of res.skipped) out.push(`| ${s.name} | ${why} | | | | | | | | |`)
   return out
 }
 
@@ -172,13 +181,14 @@ Columns: "server CPU" is the server's user+system CPU per unit of work (for idle
 per connection, Node subjects only; for client-side rows: server N's share of one core). "client CPU" is
 the load client's share of one core — where it is near 100 %, the client rather than the server bounds the
 result, so ratios there understate the gap — and for client-side rows also the subject client's CPU per unit.
-Client and server share the machine's cores. Ratios are medians divided; for latency and idle memory lower
+Client and server share the machine's cores. "napi crossings" (subjects P and S) counts, per request, calls
+from JS into the binding's per-request methods and the runtime's wake-ups of JS (\`bridgeCounters()\`). Ratios are medians divided; for latency and idle memory lower
 is better, so there a ratio below 1 favours the numerator.
 
 GSO/GRO: tokio-quiche's \`listen()\` applies GSO, GRO and the other socket capabilities the kernel offers
-(loopback on Linux offers GSO and GRO) for the QUIC servers. Its \`connect()\`, and so this package's, applies
-none; \`tq-bench load\` applies them to its own socket (without GRO one client receiving bulk data bounds the
-result), except in the client-side rows, where it goes without them like the package's client. The last
+(loopback on Linux offers GSO and GRO) for the QUIC servers. Its \`connect()\` applies none; this package's
+\`connect()\` and \`tq-bench load\` apply them to their sockets (without GRO one client receiving bulk data
+bounds the result), so client-side rows compare like for like. The last
 column measures it: UDP datagrams sent / received per MiB of body moved, from the kernel's counters
 (/proc/net/snmp, machine-wide, so only meaningful on a quiet machine), and receive-buffer drops. 1350-byte
 packets without GSO/GRO need ≥ ${DATAGRAMS_PER_MIB_WITHOUT} datagrams per MiB in the data direction; far fewer means
@@ -188,8 +198,8 @@ Socket buffers: ${Object.entries(session.sysctl)
     .join(', ')}.
 ${session.notes.map((n) => `\n${n}`).join('')}
 
-| scenario | subject | median | spread (min–max) | server CPU | latency p50 / p99 | client CPU | load client | UDP datagrams per MiB out / in (drops) |
-|---|---|---|---|---|---|---|---|---|
+| scenario | subject | median | spread (min–max) | server CPU | latency p50 / p99 | client CPU | load client | UDP datagrams per MiB out / in (drops) | napi crossings per request (→Rust / →JS) |
+|---|---|---|---|---|---|---|---|---|---|
 ${table.join('\n')}
 
 Scenarios (performance-method.md IDs in brackets): ${scenarios.map((s) => `\`${s.name}\`: ${s.what}`).join('; ')}.

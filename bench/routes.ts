@@ -53,11 +53,14 @@ export async function writeBody(out: Writable, size: number): Promise<void> {
   out.end()
 }
 
-/** Answers the stats channel; the end of stdin ends the process, so it never outlives the harness. */
-export function answerStats(): void {
+/**
+ * Answers the stats channel; the end of stdin ends the process, so it never
+ * outlives the harness. `extra` adds subject-specific figures.
+ */
+export function answerStats(extra: () => object = () => ({})): void {
   createInterface({ input: process.stdin }).on('close', () => process.exit(0)).on('line', () => {
     // With --expose-gc the heap figure is live objects only (idle memory scenario).
     ;(globalThis as { gc?: () => void }).gc?.()
-    console.log(`stats ${JSON.stringify({ uploaded, heapUsed: process.memoryUsage().heapUsed })}`)
+    console.log(`stats ${JSON.stringify({ uploaded, heapUsed: process.memoryUsage().heapUsed, ...extra() })}`)
   })
 }

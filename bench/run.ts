@@ -87,7 +87,7 @@ function plan(s: Scenario, haveH2load: boolean, clusterOk: string | true): { ent
 function load(s: Scenario, subject: Subject | 'package-client', address: string, cert: string): LoadResult {
   const spec: LoadSpec = { ...s.load, seconds: duration }
   if (subject === 'package-client') return packageClientLoad(address, spec, cert)
-  if (subject.protocol === 'h3') return tqBenchLoad(address, spec, cert, { plainSocket: s.side === 'client' })
+  if (subject.protocol === 'h3') return tqBenchLoad(address, spec, cert)
   if (s.tcpLoad === 'tq-bench') return tqBenchLoad(address, spec, cert, { proto: subject.protocol })
   return h2load(`https://${address}${spec.path}`, {
     h1: subject.protocol === 'h1',
@@ -100,15 +100,19 @@ function load(s: Scenario, subject: Subject | 'package-client', address: string,
 
 async function timedRun(s: Scenario, server: RunningServer, client: Subject | 'package-client', cert: string): Promise<Run> {
   // Stats first: answering them (a GC in Node subjects) is not part of the run.
-  const uploaded0 = s.load.upload ? (await server.stats()).uploaded : 0
+  const stats0 = await server.stats()
   const cpu0 = cpuSeconds(server.pid)
   const udp0 = udpCounters()
   const r: Run = { ...load(s, client, server.address, cert), server_cpu_s: 0 }
   r.server_cpu_s = cpuSeconds(server.pid) - cpu0
+  const stats1 = await server.stats()
+  if (stats0.bridge && stats1.bridge) {
+    r.crossings = { toRust: stats1.bridge.toRust - stats0.bridge.toRust, toJs: stats1.bridge.toJs - stats0.bridge.toJs }
+  }
   if (client === 'package-client' || client.protocol === 'h3') r.udp = udpDelta(udp0)
   if (s.load.upload) {
     // Uploads are counted where they arrive, the same way for every client.
-    r.bytes = (await server.stats()).uploaded - uploaded0
+    r.bytes = stats1.uploaded - stats0.uploaded
     r.mbps = (r.bytes * 8) / r.seconds / 1e6
   }
   return r

@@ -1,7 +1,7 @@
 // Subjects P and S: our package's server through the controller API (P) or
 // through serve() (S), serving bench/routes.ts as crates/bench (subject N) does.
 //   tsx bench/server.ts ADDR CERT KEY [controller|serve]
-import { ConnectionParams, type ServerH3Controller, ServerH3Driver, listen, serve } from 'tokio-quiche'
+import { ConnectionParams, type ServerH3Controller, ServerH3Driver, bridgeCounters, listen, serve } from 'tokio-quiche'
 import { answerStats, bodyChunks, countUpload, responseSize } from './routes'
 
 /** Serves one connection's requests (also used by cluster workers, bench/cluster-server.ts). */
@@ -13,13 +13,16 @@ export async function serveConnection(controller: ServerH3Controller): Promise<v
     void (async () => {
       if (header(':method') === 'POST') {
         const received = await countUpload(recv.chunks())
-        await send.sendHeaders([[':status', '200']])
-        await send.end(Buffer.from(String(received)))
-        return
+        return send.respond([[':status', '200']], String(received))
       }
+      const chunks = [...bodyChunks(responseSize(header(':path')))]
+      const last = chunks.pop()
+      // A one-chunk response is one call into the binding (respond());
+      // longer ones stream, FIN on the last chunk, as subject N does.
+      if (chunks.length === 0) return send.respond([[':status', '200']], last)
       await send.sendHeaders([[':status', '200']])
-      for (const chunk of bodyChunks(responseSize(header(':path')))) await send.write(chunk)
-      await send.end()
+      for (const chunk of chunks) await send.write(chunk)
+      await send.end(last)
     })().catch(() => send.close())
   }
 }
@@ -38,7 +41,7 @@ function responseBody(size: number): ReadableStream<Uint8Array> {
 
 async function main(): Promise<void> {
   const [addr = '127.0.0.1:0', cert, key, api = 'controller'] = process.argv.slice(2)
-  answerStats()
+  answerStats(() => ({ bridge: bridgeCounters() }))
   if (api === 'serve') {
     const server = await serve({ socket: addr, tls: { cert: cert!, privateKey: key! } }, async (request) => {
       if (request.method === 'POST') return new Response(String(await countUpload(request.body!)))

@@ -31,6 +31,8 @@ export interface ServerStats {
   uploaded: number
   /** Live JS heap (Node subjects only). */
   heapUsed?: number
+  /** JS↔Rust crossings so far (subjects P and S). */
+  bridge?: { toRust: number; toJs: number }
 }
 
 export interface RunningServer {

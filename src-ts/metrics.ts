@@ -64,3 +64,20 @@ export function parsePrometheusText(text: string): Record<string, MetricFamily> 
 export function metricsSnapshot(): Record<string, MetricFamily> {
   return parsePrometheusText(prometheusMetrics())
 }
+
+/** JS↔Rust crossings on the per-request paths since the process started; see {@link bridgeCounters}. */
+export interface BridgeCounters {
+  /** Calls from JS into per-request binding methods: frames sent, body reads, requests. */
+  toRust: number
+  /** Wake-ups of JS by the runtime: event batches, reads and sends that had to wait settling. */
+  toJs: number
+}
+
+/**
+ * Counts of JS↔Rust crossings, for diagnosing the bridge's cost per request
+ * (benchmarks divide the change over a run by its requests). Packets never
+ * cross; these grow per event batch, frame and read.
+ */
+export function bridgeCounters(): BridgeCounters {
+  return callNative(() => native.bridgeCounters())
+}

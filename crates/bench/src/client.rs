@@ -18,11 +18,12 @@ pub struct Connection {
 }
 
 /// One connection from its own UDP socket; `idle` is the idle timeout this
-/// side asks for (the peer's may be shorter). `offload` turns on the socket
-/// capabilities tokio-quiche's servers get (GSO, GRO, ...); its `connect()`
-/// leaves them off, and without GRO a single client receiving bulk data is
-/// the bottleneck (measured: ~3.3 vs ~7 Gbit/s from subject N on loopback).
-pub async fn connect(addr: &str, idle: Duration, offload: bool) -> Result<Connection, BoxError> {
+/// side asks for (the peer's may be shorter). The socket gets the
+/// capabilities tokio-quiche's servers get (GSO, GRO, ...), as this package's
+/// `connect()` does; tokio-quiche's `connect()` leaves them off, and without
+/// GRO a single client receiving bulk data is the bottleneck (measured: ~3.3
+/// vs ~7 Gbit/s from subject N on loopback).
+pub async fn connect(addr: &str, idle: Duration) -> Result<Connection, BoxError> {
   let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
   socket.connect(addr).await?;
   let mut settings = QuicSettings::default();
@@ -33,9 +34,7 @@ pub async fn connect(addr: &str, idle: Duration, offload: bool) -> Result<Connec
   let (driver, controller) = ClientH3Driver::new(Http3Settings::default());
   let start = Instant::now();
   let mut socket: tokio_quiche::socket::Socket<_, _> = socket.try_into()?;
-  if offload {
-    socket.apply_max_capabilities();
-  }
+  socket.apply_max_capabilities();
   let conn = tokio_quiche::quic::connect_with_config(socket, Some("localhost"), &params, driver).await?;
   Ok(Connection { controller, _conn: conn, handshake: start.elapsed() })
 }

@@ -40,7 +40,7 @@ pub async fn run(addr: &str, path: &str, count: usize) -> Result<(), BoxError> {
 
 async fn one(addr: &str, path: &str) -> Result<client::Connection, BoxError> {
   // Longer than any run, so only the server's own idle timeout applies.
-  let mut conn = client::connect(addr, Duration::from_secs(600), true).await?;
+  let mut conn = client::connect(addr, Duration::from_secs(600)).await?;
   let request = NewClientRequest { request_id: 0, headers: client::request_headers("GET", path), body_writer: None };
   conn.controller.request_sender().send(request).map_err(|_| "the connection closed")?;
   loop {

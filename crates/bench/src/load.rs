@@ -2,9 +2,7 @@
 //! requests in flight until SECONDS have passed (HTTP/3 here; `--proto h2|h1`
 //! the same over TLS and TCP, tcp.rs); with `--per-conn R` a
 //! connection is closed after R requests and a new one opened (churn,
-//! handshakes); with `--upload BYTES` each request is a POST of BYTES; with
-//! `--plain-socket` the client's socket gets no GSO/GRO, as with tokio-quiche's
-//! and this package's `connect()` (for comparing clients like for like).
+//! handshakes); with `--upload BYTES` each request is a POST of BYTES.
 //! Counts completed requests, bytes (response bytes, or uploaded bytes),
 //! connections, per-request latency and handshake time.
 
@@ -34,12 +32,11 @@ pub struct Options {
   pub seconds: f64,
   pub per_conn: Option<u64>,
   pub upload: Option<u64>,
-  pub plain_socket: bool,
 }
 
 impl Default for Options {
   fn default() -> Self {
-    Self { proto: Proto::H3, streams: 1, conns: 1, seconds: 5.0, per_conn: None, upload: None, plain_socket: false }
+    Self { proto: Proto::H3, streams: 1, conns: 1, seconds: 5.0, per_conn: None, upload: None }
   }
 }
 
@@ -135,7 +132,7 @@ pub async fn run(addr: &str, path: &str, o: Options) -> Result<(), BoxError> {
 
 /// One connection's life: until the deadline, or until `per_conn` requests.
 async fn connection(addr: &str, path: &str, o: &Options, deadline: Instant, t: &mut Tally) -> Result<(), BoxError> {
-  let mut conn = client::connect(addr, Duration::from_secs(30), !o.plain_socket).await?;
+  let mut conn = client::connect(addr, Duration::from_secs(30)).await?;
   t.connected(conn.handshake);
   let headers = client::request_headers(if o.upload.is_some() { "POST" } else { "GET" }, path);
   let budget = o.per_conn.unwrap_or(u64::MAX);

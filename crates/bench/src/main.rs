@@ -39,11 +39,6 @@ fn load_options(rest: &[&str]) -> load::Options {
   let mut o = load::Options::default();
   let mut rest = rest;
   while let [flag, tail @ ..] = rest {
-    if *flag == "--plain-socket" {
-      o.plain_socket = true;
-      rest = tail;
-      continue;
-    }
     let [value, tail @ ..] = tail else { usage() };
     rest = tail;
     match [*flag, *value] {

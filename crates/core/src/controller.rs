@@ -14,6 +14,7 @@ use tokio_quiche::http3::driver::{
 };
 use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand, QuicheConnection};
 
+use crate::crossings;
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::stats::{connection_stats, NativeConnectionStats};
 use crate::events::{ConnectionSlot, EventCallback};
@@ -149,6 +150,7 @@ impl NativeH3Controller {
   /// on the `newOutboundRequest` event; without, the HEADERS carry FIN.
   #[napi(catch_unwind)]
   pub fn send_request(&self, request_id: f64, headers: Vec<String>, with_body: bool) -> Result<()> {
+    crossings::into_rust();
     let requests = self
       .requests
       .as_ref()

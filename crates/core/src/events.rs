@@ -16,6 +16,7 @@ use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, Out
 use tokio_quiche::QuicConnection;
 
 use crate::controller::Commands;
+use crate::crossings;
 use crate::flow::NativeDatagramFlow;
 use crate::headers::{check_received, headers_to_flat, HeaderBlock};
 use crate::stats::error_code as code;
@@ -190,6 +191,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
           }
         }
         if !batch.is_empty() {
+          crossings::into_js();
           callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
         }
       }

@@ -17,6 +17,7 @@ use tokio_quiche::datagram_socket::DgramBuffer;
 use tokio_quiche::http3::driver::{InboundFrame, InboundFrameStream, OutboundFrame, OutboundFrameSender};
 use tokio_util::sync::CancellationToken;
 
+use crate::crossings::{self, Settles};
 use crate::errors::{js_error, ErrorCode, Result};
 use crate::stream::{offer, Offer};
 
@@ -51,7 +52,7 @@ impl NativeDatagramFlow {
     let Some(sender) = slot.as_ref() else {
       return Err(js_error(ErrorCode::Closed, format!("flow {}: the flow was shut down", self.flow_id)));
     };
-    match offer(env, sender, frame)? {
+    match offer(env, sender, [frame])? {
       Offer::Taken => Ok(None),
       Offer::Pending(promise) => Ok(Some(promise)),
       Offer::Closed => {
@@ -80,6 +81,7 @@ impl NativeDatagramFlow {
   /// channel is full.
   #[napi(catch_unwind)]
   pub fn send<'env>(&self, env: &'env Env, data: Uint8Array) -> Result<Option<PromiseRaw<'env, bool>>> {
+    crossings::into_rust();
     if data.len() > MAX_DATAGRAM_PAYLOAD {
       return Err(js_error(
         ErrorCode::InvalidArg,
@@ -106,6 +108,8 @@ impl NativeDatagramFlow {
   /// ended (its stream closed, the connection closed, or `close()`).
   #[napi]
   pub async fn read(&self) -> napi::Result<Option<Vec<Buffer>>> {
+    crossings::into_rust();
+    let _settles = Settles;
     let mut guard = self.rx.lock().await;
     let Some(rx) = guard.as_mut() else {
       return Ok(None);

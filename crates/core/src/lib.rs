@@ -8,6 +8,7 @@
 mod address;
 mod client;
 mod controller;
+mod crossings;
 mod errors;
 mod events;
 mod flow;

@@ -22,6 +22,7 @@ use tokio_quiche::quiche::h3::{self, NameValue};
 use tokio_util::sync::CancellationToken;
 
 use crate::controller::Commands;
+use crate::crossings::{self, Settles};
 use crate::errors::{js_error, napi_failure, ErrorCode, Result};
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::stats::{audit_stats, NativeH3AuditStats};
@@ -46,17 +47,31 @@ pub enum Offer<'env> {
   Closed,
 }
 
-/// Offers `frame` without blocking the JS thread; waits on the runtime only
-/// when the channel is full. This is the JS writer's back-pressure.
-pub fn offer<'env>(env: &'env Env, sender: &Sender<OutboundFrame>, frame: OutboundFrame) -> Result<Offer<'env>> {
-  Ok(match sender.try_send(frame) {
-    Ok(()) => Offer::Taken,
-    Err(TrySendError::Full(frame)) => {
-      let sender = sender.clone();
-      Offer::Pending(env.spawn_future(async move { Ok(sender.send(frame).await.is_ok()) }).map_err(napi_failure)?)
-    },
-    Err(TrySendError::Closed(_)) => Offer::Closed,
-  })
+/// Offers `frames`, in order, without blocking the JS thread; from the first
+/// one the channel has no room for, the rest wait on the runtime, still in
+/// order. This is the JS writer's back-pressure.
+pub fn offer<'env>(env: &'env Env, sender: &Sender<OutboundFrame>, frames: impl IntoIterator<Item = OutboundFrame>) -> Result<Offer<'env>> {
+  let mut frames = frames.into_iter();
+  while let Some(frame) = frames.next() {
+    match sender.try_send(frame) {
+      Ok(()) => {},
+      Err(TrySendError::Full(frame)) => {
+        let sender = sender.clone();
+        let rest: Vec<_> = std::iter::once(frame).chain(frames).collect();
+        let waited = env.spawn_future(async move {
+          let mut accepted = true;
+          for frame in rest {
+            accepted = accepted && sender.send(frame).await.is_ok();
+          }
+          crossings::into_js();
+          Ok(accepted)
+        });
+        return Ok(Offer::Pending(waited.map_err(napi_failure)?));
+      },
+      Err(TrySendError::Closed(_)) => return Ok(Offer::Closed),
+    }
+  }
+  Ok(Offer::Taken)
 }
 
 /// The write half of a stream, handed to JS as `OutboundFrameSender`.
@@ -97,9 +112,12 @@ impl NativeBodyWriter {
     ))
   }
 
-  /// Queues `frame`; `Ok(None)` when the channel took it at once, a promise
-  /// resolving to "accepted?" when the caller must wait for capacity.
-  fn dispatch<'env>(&self, env: &'env Env, frame: OutboundFrame, fin: bool) -> Result<Option<PromiseRaw<'env, bool>>> {
+  /// Queues `frames`; `Ok(None)` when the channel took them at once, a
+  /// promise resolving to "accepted?" when the caller must wait for capacity.
+  fn dispatch<'env>(
+    &self, env: &'env Env, frames: impl IntoIterator<Item = OutboundFrame>, fin: bool,
+  ) -> Result<Option<PromiseRaw<'env, bool>>> {
+    crossings::into_rust();
     let mut slot = self.sender.lock().unwrap_or_else(|p| p.into_inner());
     if self.finished.load(Ordering::Acquire) {
       return Err(js_error(
@@ -110,7 +128,7 @@ impl NativeBodyWriter {
     let Some(sender) = slot.as_ref() else {
       return Err(js_error(ErrorCode::Closed, format!("stream {}: the sender was closed", self.stream_id)));
     };
-    let pending = match offer(env, sender, frame)? {
+    let pending = match offer(env, sender, frames)? {
       Offer::Taken => None,
       Offer::Pending(promise) => Some(promise),
       Offer::Closed => {
@@ -130,6 +148,20 @@ impl NativeBodyWriter {
       *slot = None;
     }
     Ok(pending)
+  }
+
+  /// A validated response HEADERS frame, and whether its status is 1xx.
+  fn response_head(&self, headers: Vec<String>, urgency: Option<u32>, incremental: Option<bool>) -> Result<(OutboundFrame, bool)> {
+    if self.role == Role::Client {
+      return Err(js_error(
+        ErrorCode::InvalidArg,
+        "frame: a request's headers are sent with the request; send body or trailers",
+      ));
+    }
+    let priority = urgency.map(|u| h3::Priority::new(u as u8, incremental.unwrap_or(false)));
+    let frame = self.header_frame(headers, HeaderBlock::Response, priority)?;
+    let informational = matches!(&frame, OutboundFrame::Headers(h, _) if h.iter().any(|h| h.name() == b":status" && h.value().starts_with(b"1")));
+    Ok((frame, informational))
   }
 
   fn header_frame(&self, headers: Vec<String>, block: HeaderBlock, priority: Option<h3::Priority>) -> Result<OutboundFrame> {
@@ -154,19 +186,27 @@ impl NativeBodyWriter {
   pub fn send_headers<'env>(
     &self, env: &'env Env, headers: Vec<String>, urgency: Option<u32>, incremental: Option<bool>,
   ) -> Result<Option<PromiseRaw<'env, bool>>> {
-    if self.role == Role::Client {
-      return Err(js_error(
-        ErrorCode::InvalidArg,
-        "frame: a request's headers are sent with the request; send body or trailers",
-      ));
-    }
-    let priority = urgency.map(|u| h3::Priority::new(u as u8, incremental.unwrap_or(false)));
-    let frame = self.header_frame(headers, HeaderBlock::Response, priority)?;
-    let informational = matches!(&frame, OutboundFrame::Headers(h, _) if h.iter().any(|h| h.name() == b":status" && h.value().starts_with(b"1")));
-    let pending = self.dispatch(env, frame, false)?;
+    let (frame, informational) = self.response_head(headers, urgency, incremental)?;
+    let pending = self.dispatch(env, [frame], false)?;
     if !informational {
       self.head_sent.store(true, Ordering::Release);
     }
+    Ok(pending)
+  }
+
+  /// A whole response in one call: final HEADERS, then `body` (copied now)
+  /// with FIN. One crossing instead of two or three for a small response.
+  #[napi(catch_unwind)]
+  pub fn send_response<'env>(
+    &self, env: &'env Env, headers: Vec<String>, body: Option<Uint8Array>, urgency: Option<u32>, incremental: Option<bool>,
+  ) -> Result<Option<PromiseRaw<'env, bool>>> {
+    let (head, informational) = self.response_head(headers, urgency, incremental)?;
+    if informational {
+      return Err(js_error(ErrorCode::InvalidArg, "headers: respond() needs a final status (200-599); send 1xx with sendHeaders()"));
+    }
+    let body = OutboundFrame::Body(body.map_or_else(Bytes::new, |b| Bytes::copy_from_slice(&b)), true);
+    let pending = self.dispatch(env, [head, body], true)?;
+    self.head_sent.store(true, Ordering::Release);
     Ok(pending)
   }
 
@@ -178,7 +218,7 @@ impl NativeBodyWriter {
     }
     self.check_head_sent()?;
     let frame = OutboundFrame::Body(Bytes::copy_from_slice(&data), fin);
-    self.dispatch(env, frame, fin)
+    self.dispatch(env, [frame], fin)
   }
 
   /// Sends trailers, which end the stream.
@@ -186,13 +226,13 @@ impl NativeBodyWriter {
   pub fn send_trailers<'env>(&self, env: &'env Env, headers: Vec<String>) -> Result<Option<PromiseRaw<'env, bool>>> {
     self.check_head_sent()?;
     let frame = self.header_frame(headers, HeaderBlock::Trailers, None)?;
-    self.dispatch(env, frame, true)
+    self.dispatch(env, [frame], true)
   }
 
   /// Resets the stream both ways with H3_MESSAGE_ERROR (`OutboundFrame::PeerStreamError`).
   #[napi(catch_unwind)]
   pub fn send_peer_stream_error<'env>(&self, env: &'env Env) -> Result<Option<PromiseRaw<'env, bool>>> {
-    self.dispatch(env, OutboundFrame::PeerStreamError, true)
+    self.dispatch(env, [OutboundFrame::PeerStreamError], true)
   }
 
   /// Drops the sender; before FIN, also cancels the stream both ways
@@ -293,6 +333,8 @@ impl NativeBodyReader {
   /// (connection closed, or this reader was closed).
   #[napi]
   pub async fn read(&self) -> napi::Result<Option<NativeInboundChunk>> {
+    crossings::into_rust();
+    let _settles = Settles;
     let mut guard = self.rx.lock().await;
     let Some(rx) = guard.as_mut() else {
       return Ok(None);
