@@ -45,7 +45,7 @@ const chosen: Scenario[] = values.scenario!.split(',').map((name) => {
 
 const CLIENT_SIDE: Entry[] = [
   // Like for like: tq-bench without GSO/GRO, as this package's connect() has none.
-  { id: 'N', label: 'N (tq-bench load, native client, no GSO/GRO)', client: 'itself → server N' },
+  { id: 'N', label: 'N (tq-bench load, native client)', client: 'itself → server N' },
   { id: 'P', label: "P (this package's client, request())", client: 'itself → server N' },
 ]
 
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const sysctl = Object.fromEntries(['rmem_max', 'wmem_max'].map((k) => [`net.core.${k}`, readFileSync(`/proc/sys/net/core/${k}`, 'utf8').trim()]))
+  const sysctl = Object.fromEntries(['rmem_max', 'wmem_max', 'rmem_default', 'wmem_default'].map((k) => [`net.core.${k}`, readFileSync(`/proc/sys/net/core/${k}`, 'utf8').trim()]))
   const notes = [
     // Smoke runs check that the bench works; their numbers decide nothing.
     ...(runs < 3 || duration < 3 ? [`**Smoke run** (${runs} run(s) of ${duration} s): not a measurement. Measure with at least \`--runs 5 --duration 5\` on a quiet machine.`] : []),
