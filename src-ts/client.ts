@@ -152,7 +152,17 @@ export interface RequestInit {
   scheme?: string
   headers?: HeadersInit
   body?: BodyInit
+  /**
+   * Aborting cancels the request: before the response, `request()` rejects
+   * with the signal's reason and the stream is shut down both ways with
+   * H3_REQUEST_CANCELLED (0x10c); after it, the body reader is closed
+   * (STOP_SENDING 0x10c) and further reads end.
+   */
+  signal?: AbortSignal
 }
+
+/** H3_REQUEST_CANCELLED (RFC 9114 §8.1). */
+const H3_REQUEST_CANCELLED = 0x10c
 
 /** The response to {@link ClientH3Controller.request}. */
 export interface ClientResponse {
@@ -167,6 +177,10 @@ interface PendingRequest {
   body?: BodyInit
   resolve(response: ClientResponse): void
   reject(err: Error): void
+  /** Set once the driver opened the stream. */
+  streamId?: number
+  response?: ClientResponse
+  aborted?: boolean
 }
 
 async function writeBody(writer: OutboundFrameSender, body: BodyInit): Promise<void> {
@@ -214,7 +228,8 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   request(init: RequestInit = {}): Promise<ClientResponse> {
     if (this.isClosed) return Promise.reject(new TokioQuicheError('ERR_CLOSED', 'the connection is closed'))
     const requestId = this.#nextHelperId--
-    const { method = 'GET', path = '/', authority = this.#authority, scheme = 'https', body } = init
+    const { method = 'GET', path = '/', authority = this.#authority, scheme = 'https', body, signal } = init
+    if (signal?.aborted) return Promise.reject(signal.reason)
     const headers: [string, string][] = [
       [':method', method],
       [':scheme', scheme],
@@ -224,6 +239,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     const flat = [...headers.flat(), ...(init.headers ? flattenHeaders(init.headers, 'init.headers') : [])]
     return new Promise<ClientResponse>((resolve, reject) => {
       const pending: PendingRequest = { resolve, reject, ...(body === undefined ? {} : { body }) }
+      signal?.addEventListener('abort', () => this.#cancel(pending, signal.reason), { once: true })
       this.#byRequest.set(requestId, pending)
       try {
         callNative(() => this.native.sendRequest(requestId, flat, body !== undefined))
@@ -234,31 +250,44 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     })
   }
 
+  protected override streamDone(raw: NativeH3Event): boolean {
+    return (raw.kind === 'headers' && raw.readFin === true) || (raw.kind === 'bodyBytesReceived' && raw.fin === true)
+  }
+
   protected route(raw: NativeH3Event): ClientH3Event | undefined {
     const streamId = raw.streamId ?? -1
     if (raw.kind === 'newOutboundRequest') {
       const pending = this.#byRequest.get(raw.requestId!)
-      if (!pending) return toEvent(raw) as ClientH3Event
+      if (!pending) return toEvent(raw, this.register) as ClientH3Event
       this.#byRequest.delete(raw.requestId!)
       this.#byStream.set(streamId, pending)
       this.#helperStreams.add(streamId)
-      const event = toEvent(raw) as Extract<ClientH3Event, { type: 'newOutboundRequest' }>
-      if (pending.body !== undefined && event.bodyWriter) this.#upload(streamId, event.bodyWriter, pending.body)
+      pending.streamId = streamId
+      const event = toEvent(raw, this.register) as Extract<ClientH3Event, { type: 'newOutboundRequest' }>
+      if (pending.aborted) {
+        event.bodyWriter?.close()
+        this.shutdownStream(streamId, { read: H3_REQUEST_CANCELLED, write: H3_REQUEST_CANCELLED })
+      } else if (pending.body !== undefined && event.bodyWriter) {
+        this.#upload(streamId, event.bodyWriter, pending.body)
+      }
       return undefined
     }
-    if (!this.#helperStreams.has(streamId)) return toEvent(raw) as ClientH3Event | undefined
+    if (!this.#helperStreams.has(streamId)) return toEvent(raw, this.register) as ClientH3Event | undefined
     // Events of request() streams stay inside request().
     const pending = this.#byStream.get(streamId)
     if (raw.kind === 'headers') {
-      const event = toEvent(raw) as IncomingHeadersEvent
+      const event = toEvent(raw, this.register) as IncomingHeadersEvent
       this.#byStream.delete(streamId)
       if (event.readFin) this.#helperStreams.delete(streamId)
-      pending?.resolve({
+      const response: ClientResponse = {
         streamId,
         status: Number(event.headers.find(([n]) => n === ':status')?.[1] ?? 0),
         headers: event.headers,
         body: event.recv,
-      })
+      }
+      if (pending) pending.response = response
+      if (pending?.aborted) event.recv.close()
+      pending?.resolve(response)
     } else if (raw.kind === 'resetStream') {
       this.#helperStreams.delete(streamId)
       this.#fail(streamId, new TokioQuicheError('ERR_STREAM_RESET', `stream ${streamId} was reset by the peer before its response`))
@@ -266,6 +295,16 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
       this.#helperStreams.delete(streamId)
     }
     return undefined
+  }
+
+  /** Cancels a request() whose signal aborted. */
+  #cancel(pending: PendingRequest, reason: Error): void {
+    pending.aborted = true
+    pending.reject(reason)
+    if (pending.response) return pending.response.body.close()
+    if (pending.streamId !== undefined && !this.isClosed) {
+      this.shutdownStream(pending.streamId, { read: H3_REQUEST_CANCELLED, write: H3_REQUEST_CANCELLED })
+    }
   }
 
   #upload(streamId: number, writer: OutboundFrameSender, body: BodyInit): void {

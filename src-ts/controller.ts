@@ -1,6 +1,7 @@
 import type { NativeConnectionStats, NativeH3Controller, NativeH3Event } from './native.js'
 import { TokioQuicheError, awaitNative, callNative, fromNative, invalidArg } from './errors.js'
-import { AsyncQueue, type CloseInfo, closeInfo } from './events.js'
+import { AsyncQueue, type CloseInfo, type StreamRegistry, closeInfo } from './events.js'
+import type { InboundFrameStream, OutboundFrameSender } from './frames.js'
 
 /** H3_NO_ERROR (RFC 9114 §8.1). */
 export const H3_NO_ERROR = 0x100
@@ -37,6 +38,8 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   /** @internal */
   protected readonly native: NativeH3Controller
   readonly #events = new AsyncQueue<E>()
+  /** Live streams' objects, whose signals abort when the stream or the connection goes. */
+  readonly #streams = new Map<number, { sends: OutboundFrameSender[]; recvs: InboundFrameStream[] }>()
   #closeInfo: CloseInfo | undefined
   #resolveClosed!: (info: CloseInfo) => void
 
@@ -55,6 +58,45 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   /** Turns one binding event into the public event, or consumes it (undefined). */
   protected abstract route(raw: NativeH3Event): E | undefined
 
+  /**
+   * Whether `raw` ends a stream's life here beyond tokio-quiche's
+   * `streamClosed` (which only servers get): the client forgets a stream once
+   * its response has ended.
+   */
+  protected streamDone(_raw: NativeH3Event): boolean {
+    return false
+  }
+
+  /** @internal Passed to `toEvent` by `route`. */
+  protected readonly register: StreamRegistry = (streamId, { send, recv }) => {
+    let entry = this.#streams.get(streamId)
+    if (!entry) this.#streams.set(streamId, (entry = { sends: [], recvs: [] }))
+    if (send) entry.sends.push(send)
+    if (recv) entry.recvs.push(recv)
+  }
+
+  /** Aborts the signals of one stream's readers and/or writers that have not ended normally. */
+  #abortStream(streamId: number, which: { recvs?: boolean; sends?: boolean }, reason: Error): void {
+    const entry = this.#streams.get(streamId)
+    if (which.recvs) for (const recv of entry?.recvs ?? []) if (!recv.finished) recv.abort(reason)
+    if (which.sends) for (const send of entry?.sends ?? []) if (!send.finished) send.abort(reason)
+  }
+
+  /** Keeps stream signals in step with the events that end streams. */
+  #trackStreams(raw: NativeH3Event): void {
+    const id = raw.streamId ?? -1
+    if (raw.kind === 'resetStream') {
+      // RESET_STREAM ends the peer's sending only; this side may still write.
+      this.#abortStream(id, { recvs: true }, new TokioQuicheError('ERR_STREAM_RESET', `stream ${id} was reset by the peer`))
+    } else if (raw.kind === 'streamClosed' || raw.kind === 'malformedRequest' || this.streamDone(raw)) {
+      this.#streams.delete(id)
+    } else if (raw.kind === 'closed') {
+      const reason = new TokioQuicheError('ERR_CLOSED', 'the connection closed')
+      for (const streamId of this.#streams.keys()) this.#abortStream(streamId, { recvs: true, sends: true }, reason)
+      this.#streams.clear()
+    }
+  }
+
   /** Called once when the connection has ended. */
   protected onClosed(_info: CloseInfo): void {}
 
@@ -63,6 +105,7 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
     for (const raw of batch) {
       try {
         if (raw.kind === 'closed') {
+          this.#trackStreams(raw)
           this.#closeInfo = closeInfo(raw.close!)
           this.onClosed(this.#closeInfo)
           this.#events.end()
@@ -70,6 +113,7 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
           continue
         }
         const event = this.route(raw)
+        this.#trackStreams(raw)
         if (event !== undefined) this.#events.push(event)
       } catch (err) {
         process.emitWarning(fromNative(err))
@@ -134,6 +178,9 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
     if (read === undefined && write === undefined) throw invalidArg('options', 'give read, write, or both')
     this.#assertOpen()
     callNative(() => this.native.shutdownStream(checkCode('streamId', streamId), read, write))
+    const codes = [read === undefined ? '' : `STOP_SENDING 0x${read.toString(16)}`, write === undefined ? '' : `RESET_STREAM 0x${write.toString(16)}`]
+    const reason = new TokioQuicheError('ERR_STREAM_CLOSED', `stream ${streamId} was shut down locally (${codes.filter(Boolean).join(', ')})`)
+    this.#abortStream(streamId, { recvs: read !== undefined, sends: write !== undefined }, reason)
   }
 
   /**

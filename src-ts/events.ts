@@ -81,8 +81,11 @@ function pairs(flat: readonly bigint[]): [bigint, bigint][] {
   return out
 }
 
+/** Told about the stream objects `toEvent` creates, so their signals can be aborted. */
+export type StreamRegistry = (streamId: number, objects: { send?: OutboundFrameSender; recv?: InboundFrameStream }) => void
+
 /** Converts the binding's flat event into the public union. */
-export function toEvent(raw: NativeH3Event): ServerH3Event | ClientH3Event | undefined {
+export function toEvent(raw: NativeH3Event, register: StreamRegistry = () => {}): ServerH3Event | ClientH3Event | undefined {
   const streamId = raw.streamId ?? 0
   switch (raw.kind) {
     case 'headers': {
@@ -96,15 +99,15 @@ export function toEvent(raw: NativeH3Event): ServerH3Event | ClientH3Event | und
       }
       if (raw.isInEarlyData !== undefined) event.isInEarlyData = raw.isInEarlyData
       if (raw.priority !== undefined) event.priority = raw.priority
+      // With FIN on the HEADERS there is no body whose end could fail.
+      register(streamId, event.readFin ? { send: event.send } : { send: event.send, recv: event.recv })
       return event as ServerH3Event
     }
-    case 'newOutboundRequest':
-      return {
-        type: 'newOutboundRequest',
-        streamId,
-        requestId: raw.requestId ?? 0,
-        ...(raw.send ? { bodyWriter: new OutboundFrameSender(raw.send) } : {}),
-      }
+    case 'newOutboundRequest': {
+      const bodyWriter = raw.send ? new OutboundFrameSender(raw.send) : undefined
+      if (bodyWriter) register(streamId, { send: bodyWriter })
+      return { type: 'newOutboundRequest', streamId, requestId: raw.requestId ?? 0, ...(bodyWriter ? { bodyWriter } : {}) }
+    }
     case 'settings':
       return { type: 'settings', settings: pairs(raw.settings ?? []) }
     case 'newFlow':

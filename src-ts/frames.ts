@@ -106,8 +106,10 @@ const closedError = (streamId: number) =>
  */
 export class OutboundFrameSender implements AsyncDisposable {
   readonly #native: NativeBodyWriter
+  readonly #aborter = new AbortController()
   /** The last send still in flight (settled either way), or null when idle. */
   #busy: Promise<void> | null = null
+  #finished = false
 
   /** @internal */
   constructor(native: NativeBodyWriter) {
@@ -121,6 +123,25 @@ export class OutboundFrameSender implements AsyncDisposable {
   /** True once the stream ended, was closed, or the driver stopped taking frames. */
   get isClosed(): boolean {
     return this.#native.isClosed
+  }
+
+  /** True once this side ended the stream (a body with `fin`, trailers, or `respond()`). */
+  get finished(): boolean {
+    return this.#finished
+  }
+
+  /**
+   * Aborts when this side can no longer write: the peer reset or stopped the
+   * stream, `shutdownStream(id, { write })` ran, or the connection closed.
+   * `signal.reason` says which. A normal end (FIN) does not abort it.
+   */
+  get signal(): AbortSignal {
+    return this.#aborter.signal
+  }
+
+  /** @internal */
+  abort(reason: Error): void {
+    this.#aborter.abort(reason)
   }
 
   /** Sends one frame; resolves when the driver has room for it. */
@@ -139,7 +160,9 @@ export class OutboundFrameSender implements AsyncDisposable {
       if (!(data instanceof Uint8Array)) throw invalidArg('body', 'expected a Uint8Array or string')
       checkPriority(priority)
       const flat = flattenHeaders(headers)
-      return callNative(() => this.#native.sendResponse(flat, data, priority?.urgency, priority?.incremental))
+      const pending = callNative(() => this.#native.sendResponse(flat, data, priority?.urgency, priority?.incremental))
+      this.#finished = true
+      return pending
     })
   }
 
@@ -149,11 +172,21 @@ export class OutboundFrameSender implements AsyncDisposable {
     // Idle: hand the frame over now; most frames fit the channel at once.
     let pending: Promise<boolean> | null
     try {
-      pending = start()
+      pending = this.#started(start)
     } catch (err) {
       return Promise.reject(err)
     }
     return pending ? this.#track(this.#accepted(pending)) : RESOLVED
+  }
+
+  /** Runs `start`; a closed stream also aborts `signal`. */
+  #started(start: () => Promise<boolean> | null): Promise<boolean> | null {
+    try {
+      return start()
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_STREAM_CLOSED') this.abort(err as Error)
+      throw err
+    }
   }
 
   #track(sent: Promise<void>): Promise<void> {
@@ -166,11 +199,14 @@ export class OutboundFrameSender implements AsyncDisposable {
   }
 
   async #accepted(pending: Promise<boolean>): Promise<void> {
-    if (!(await pending)) throw closedError(this.streamId)
+    if (await pending) return
+    const err = closedError(this.streamId)
+    this.abort(err)
+    throw err
   }
 
   async #dispatch(start: () => Promise<boolean> | null): Promise<void> {
-    const pending = start()
+    const pending = this.#started(start)
     if (pending) await this.#accepted(pending)
   }
 
@@ -212,11 +248,17 @@ export class OutboundFrameSender implements AsyncDisposable {
           checkPriority(priority, 'frame.priority')
           return native.sendHeaders(flattenHeaders(frame.headers, 'frame.headers'), priority?.urgency, priority?.incremental)
         }
-        case 'body':
+        case 'body': {
           if (!(frame.data instanceof Uint8Array)) throw invalidArg('frame.data', 'expected a Uint8Array')
-          return native.sendBody(frame.data, frame.fin === true)
-        case 'trailers':
-          return native.sendTrailers(flattenHeaders(frame.headers, 'frame.headers'))
+          const pending = native.sendBody(frame.data, frame.fin === true)
+          this.#finished ||= frame.fin === true
+          return pending
+        }
+        case 'trailers': {
+          const pending = native.sendTrailers(flattenHeaders(frame.headers, 'frame.headers'))
+          this.#finished = true
+          return pending
+        }
         case 'peerStreamError':
           return native.sendPeerStreamError()
         default:
@@ -244,6 +286,7 @@ const noop = () => {}
  */
 export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDisposable {
   readonly #native: NativeBodyReader
+  readonly #aborter = new AbortController()
   #ended = false
   #closedLocally = false
   #tail: Promise<unknown> = Promise.resolve()
@@ -263,6 +306,20 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
   }
 
   /**
+   * Aborts when the body cannot complete: the peer reset the stream,
+   * `shutdownStream(id, { read })` ran, or the connection closed first.
+   * `signal.reason` says which. The peer's FIN or a local `close()` does not.
+   */
+  get signal(): AbortSignal {
+    return this.#aborter.signal
+  }
+
+  /** @internal */
+  abort(reason: Error): void {
+    this.#aborter.abort(reason)
+  }
+
+  /**
    * The next frame, or `null` after the last one (or after `close()`).
    * Rejects with {@link StreamResetError} if the peer reset the stream, and
    * with `ERR_STREAM_CLOSED` if the connection closed before the body ended.
@@ -279,21 +336,28 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
     if (chunk === null) {
       this.#ended = true
       if (this.#closedLocally) return null
-      throw new TokioQuicheError('ERR_STREAM_CLOSED', `stream ${this.streamId}: the connection closed before the body ended`)
+      throw this.#fail(new TokioQuicheError('ERR_STREAM_CLOSED', `stream ${this.streamId}: the connection closed before the body ended`))
     }
     if (chunk.resetCode !== undefined && chunk.resetCode !== null) {
       this.#ended = true
-      throw new StreamResetError(this.streamId, chunk.resetCode)
+      throw this.#fail(new StreamResetError(this.streamId, chunk.resetCode))
     }
     if (chunk.stopCode !== undefined && chunk.stopCode !== null) {
       this.#ended = true
-      throw new TokioQuicheError(
-        'ERR_STREAM_CLOSED',
-        `stream ${this.streamId}: reading was stopped locally with STOP_SENDING 0x${chunk.stopCode.toString(16)} (shutdownStream or a flow shutdown)`,
+      throw this.#fail(
+        new TokioQuicheError(
+          'ERR_STREAM_CLOSED',
+          `stream ${this.streamId}: reading was stopped locally with STOP_SENDING 0x${chunk.stopCode.toString(16)} (shutdownStream or a flow shutdown)`,
+        ),
       )
     }
     if (chunk.fin) this.#ended = true
     return { type: 'body', data: chunk.data, fin: chunk.fin }
+  }
+
+  #fail(err: Error): Error {
+    this.abort(err)
+    return err
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<InboundFrame> {

@@ -56,6 +56,8 @@ function toRequest(event: IncomingHeadersEvent): Request {
   return new Request(url, {
     method,
     headers,
+    // Aborts when the client resets or stops the stream, or the connection goes.
+    signal: AbortSignal.any([event.recv.signal, event.send.signal]),
     ...(hasBody ? { body: bodyStream(event.recv), duplex: 'half' } : {}),
   } as RequestInit)
 }

@@ -205,6 +205,6 @@ export class ServerH3Controller extends H3Controller<ServerH3Event> {
   }
 
   protected route(raw: NativeH3Event): ServerH3Event | undefined {
-    return toEvent(raw) as ServerH3Event | undefined
+    return toEvent(raw, this.register) as ServerH3Event | undefined
   }
 }
