@@ -106,7 +106,9 @@ const closedError = (streamId: number) =>
  */
 export class OutboundFrameSender implements AsyncDisposable {
   readonly #native: NativeBodyWriter
-  readonly #aborter = new AbortController()
+  /** Made on first use of `signal`: most streams never need one. */
+  #aborter: AbortController | undefined
+  #abortReason: Error | undefined
   /** The last send still in flight (settled either way), or null when idle. */
   #busy: Promise<void> | null = null
   #finished = false
@@ -136,12 +138,15 @@ export class OutboundFrameSender implements AsyncDisposable {
    * `signal.reason` says which. A normal end (FIN) does not abort it.
    */
   get signal(): AbortSignal {
+    this.#aborter ??= new AbortController()
+    if (this.#abortReason) this.#aborter.abort(this.#abortReason)
     return this.#aborter.signal
   }
 
   /** @internal */
   abort(reason: Error): void {
-    this.#aborter.abort(reason)
+    this.#abortReason ??= reason
+    this.#aborter?.abort(this.#abortReason)
   }
 
   /** Sends one frame; resolves when the driver has room for it. */
@@ -286,7 +291,9 @@ const noop = () => {}
  */
 export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDisposable {
   readonly #native: NativeBodyReader
-  readonly #aborter = new AbortController()
+  /** Made on first use of `signal`: most streams never need one. */
+  #aborter: AbortController | undefined
+  #abortReason: Error | undefined
   #ended = false
   #closedLocally = false
   #tail: Promise<unknown> = Promise.resolve()
@@ -311,12 +318,15 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
    * `signal.reason` says which. The peer's FIN or a local `close()` does not.
    */
   get signal(): AbortSignal {
+    this.#aborter ??= new AbortController()
+    if (this.#abortReason) this.#aborter.abort(this.#abortReason)
     return this.#aborter.signal
   }
 
   /** @internal */
   abort(reason: Error): void {
-    this.#aborter.abort(reason)
+    this.#abortReason ??= reason
+    this.#aborter?.abort(this.#abortReason)
   }
 
   /**
