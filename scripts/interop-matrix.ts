@@ -54,16 +54,17 @@ ${rows.map((r) => `| ${r.peer} | ${r.direction} | ${r.testCase} | ${r.result} |`
   and is answered; that is the configuration tested above. Whether aioquic or quiche drops the 0-RTT
   stream data across the Retry is not yet known.
 
-- **GOAWAY from our server to aioquic stalls** (known failure): when our server calls
-  \`sendGoaway()\` while aioquic's requests are mid-response, nothing more reaches aioquic (neither the
-  GOAWAY frame nor the rest of the bodies; the response writes stay pending) and the connection idles
-  out; the same with one request in flight. h3.spec's GOAWAY test with our own client passes. Not yet
-  isolated between tokio-quiche's driver and the binding.
-- **GOAWAY id**: tokio-quiche's \`send_goaway\` sends the highest request stream id it has seen, where
-  RFC 9114 §5.2 asks for the first one not processed (h3.spec asserts the observed value).
-- **Closing our client's request body writer early sends no reset** (known failure): aioquic sees
-  neither RESET_STREAM nor STOP_SENDING; tokio-quiche resets a stream whose outbound channel
-  disconnected only when it next polls that stream, and nothing wakes it. \`shutdownStream()\` works.
+- **GOAWAY while responses stream killed the connection** (fixed in the binding): tokio-quiche
+  0.20.1 runs \`H3Command::GoAway\` as \`send_goaway(..)?\`; quiche refuses with \`StreamBlocked\` when the
+  send capacity (congestion window) is used up, as it is while bodies stream, and the \`?\` ends the
+  driver without a CONNECTION_CLOSE, so the peer idled out. The binding now writes the GOAWAY frame
+  itself (\`crates/core/src/goaway.rs\`) once it fits. Its id is the first request stream not processed
+  (RFC 9114 §5.2), where tokio-quiche sends the highest one seen; later requests are refused with
+  H3_REQUEST_REJECTED.
+- **Closing our client's request body writer early sent no reset** (fixed in the binding): tokio-quiche
+  resets a stream whose sender is gone only when it next polls that stream, and its client driver keeps
+  a copy of the request's sender until the response arrives, so the channel never disconnected.
+  \`close()\` before FIN now sends \`ShutdownStream\` (RESET_STREAM and STOP_SENDING, 0x10c) itself.
 - **quiche does not check received header blocks**: an uppercase field name or a pseudo-header after a
   regular field would reach the application. The binding checks received requests by the rules it
   applies to its own (names, order, pseudo-headers, connection-specific fields), resets a malformed
