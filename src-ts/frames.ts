@@ -109,6 +109,7 @@ export class OutboundFrameSender implements AsyncDisposable {
   /** Made on first use of `signal`: most streams never need one. */
   #aborter: AbortController | undefined
   #abortReason: Error | undefined
+  #abortListeners: ((reason: Error) => void)[] | undefined
   /** The last send still in flight (settled either way), or null when idle. */
   #busy: Promise<void> | null = null
   #finished = false
@@ -143,10 +144,18 @@ export class OutboundFrameSender implements AsyncDisposable {
     return this.#aborter.signal
   }
 
+  /** @internal Calls `listener` once on abort, without making a signal (cheaper per request). */
+  onAbort(listener: (reason: Error) => void): void {
+    if (this.#abortReason) listener(this.#abortReason)
+    else (this.#abortListeners ??= []).push(listener)
+  }
+
   /** @internal */
   abort(reason: Error): void {
-    this.#abortReason ??= reason
-    this.#aborter?.abort(this.#abortReason)
+    if (this.#abortReason) return
+    this.#abortReason = reason
+    this.#aborter?.abort(reason)
+    for (const listener of this.#abortListeners ?? []) listener(reason)
   }
 
   /** Sends one frame; resolves when the driver has room for it. */
@@ -294,6 +303,7 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
   /** Made on first use of `signal`: most streams never need one. */
   #aborter: AbortController | undefined
   #abortReason: Error | undefined
+  #abortListeners: ((reason: Error) => void)[] | undefined
   #ended = false
   #closedLocally = false
   #tail: Promise<unknown> = Promise.resolve()
@@ -323,10 +333,18 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
     return this.#aborter.signal
   }
 
+  /** @internal Calls `listener` once on abort, without making a signal (cheaper per request). */
+  onAbort(listener: (reason: Error) => void): void {
+    if (this.#abortReason) listener(this.#abortReason)
+    else (this.#abortListeners ??= []).push(listener)
+  }
+
   /** @internal */
   abort(reason: Error): void {
-    this.#abortReason ??= reason
-    this.#aborter?.abort(this.#abortReason)
+    if (this.#abortReason) return
+    this.#abortReason = reason
+    this.#aborter?.abort(reason)
+    for (const listener of this.#abortListeners ?? []) listener(reason)
   }
 
   /**

@@ -43,6 +43,38 @@ export interface Server extends AsyncDisposable {
 /** HTTP/1.1 hop-by-hop fields a Response may carry but HTTP/3 forbids (RFC 9114 §4.2). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
 
+/**
+ * A Request whose `signal` aborts when the client resets or stops the
+ * stream, or the connection goes. The signal is made on first use: most
+ * handlers never read it, and an AbortController per request is measurable.
+ */
+class StreamRequest extends Request {
+  readonly #event: IncomingHeadersEvent
+  #signal: AbortSignal | undefined
+
+  constructor(url: string, init: RequestInit, event: IncomingHeadersEvent) {
+    super(url, init)
+    this.#event = event
+  }
+
+  /** The lazy `signal` (TS sees Request's as a field, so it is installed below). */
+  static signalOf(request: StreamRequest): AbortSignal {
+    if (!request.#signal) {
+      const aborter = new AbortController()
+      const abort = (reason: Error) => aborter.abort(reason)
+      request.#event.recv.onAbort(abort)
+      request.#event.send.onAbort(abort)
+      request.#signal = aborter.signal
+    }
+    return request.#signal
+  }
+}
+Object.defineProperty(StreamRequest.prototype, 'signal', {
+  get(this: StreamRequest) {
+    return StreamRequest.signalOf(this)
+  },
+})
+
 function toRequest(event: IncomingHeadersEvent): Request {
   const pseudo = new Map<string, string>()
   const headers = new Headers()
@@ -53,13 +85,15 @@ function toRequest(event: IncomingHeadersEvent): Request {
   const method = pseudo.get(':method') ?? 'GET'
   const url = `${pseudo.get(':scheme') ?? 'https'}://${pseudo.get(':authority') ?? headers.get('host') ?? 'localhost'}${pseudo.get(':path') ?? '/'}`
   const hasBody = !event.readFin && method !== 'GET' && method !== 'HEAD'
-  return new Request(url, {
-    method,
-    headers,
-    // Aborts when the client resets or stops the stream, or the connection goes.
-    signal: AbortSignal.any([event.recv.signal, event.send.signal]),
-    ...(hasBody ? { body: bodyStream(event.recv), duplex: 'half' } : {}),
-  } as RequestInit)
+  return new StreamRequest(
+    url,
+    {
+      method,
+      headers,
+      ...(hasBody ? { body: bodyStream(event.recv), duplex: 'half' } : {}),
+    } as RequestInit,
+    event,
+  )
 }
 
 /** The request body as a pull-based stream: nothing is read until the handler reads. */
