@@ -9,7 +9,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Feature, type WrittenCertificate, ConnectionParams, connect, features, listen, prometheusMetrics } from 'tokio-quiche'
-import { patternBytes, startServer } from './helpers.js'
+import { oneRequest, patternBytes, startServer } from './helpers.js'
 
 const has = (feature: Feature) => features.includes(feature)
 const mode = (feature: Feature) => (has(feature) ? 'with' : 'without')
@@ -59,14 +59,7 @@ test(`rpk: raw public key handshake (${mode('rpk')} the feature)`, async (t) => 
 
 /** Runs one request through a fresh server, then returns the Prometheus text. */
 async function metricsAfterOneRequest(): Promise<string> {
-  const server = await startServer(async (req) => {
-    await req.send.sendHeaders([[':status', '204']])
-    await req.send.end()
-  })
-  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
-  await (await client.request()).body.bytes()
-  await client.close()
-  await server.close()
+  await oneRequest()
   return prometheusMetrics()
 }
 

@@ -81,6 +81,18 @@ export async function startServer(
   }
 }
 
+/** One request on a fresh server; the client then closes with H3_NO_ERROR (which the server counts as a peer close). */
+export async function oneRequest(): Promise<void> {
+  const server = await startServer(async (req) => {
+    await req.send.sendHeaders([[':status', '204']])
+    await req.send.end()
+  })
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  await (await client.request()).body.bytes()
+  await client.close()
+  await server.close()
+}
+
 /** One GET on a new connection: the body text, or connect()'s or the request's error. */
 export async function fetchText(address: string, options: ConnectOptions): Promise<string> {
   const client = await connect(address, options)

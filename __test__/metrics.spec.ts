@@ -1,25 +1,13 @@
 // tokio-quiche's DefaultMetrics, read as Prometheus text and as objects.
 // Serial: the counters are process-wide, and the tests compare deltas.
 import test from 'ava'
-import { connect, metricsSnapshot, parsePrometheusText, prometheusMetrics } from 'tokio-quiche'
-import { startServer } from './helpers.js'
+import { metricsSnapshot, parsePrometheusText, prometheusMetrics } from 'tokio-quiche'
+import { oneRequest } from './helpers.js'
 
 /** The value of one sample line, e.g. `name{label="x"} 3`; 0 when absent. */
 function sample(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `))
   return line ? Number(line.slice(series.length + 1)) : 0
-}
-
-/** One request on a fresh server; the client closes with H3_NO_ERROR, which the server counts as a peer close. */
-async function oneRequest(): Promise<void> {
-  const server = await startServer(async (req) => {
-    await req.send.sendHeaders([[':status', '204']])
-    await req.send.end()
-  })
-  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
-  await (await client.request()).body.bytes()
-  await client.close()
-  await server.close()
 }
 
 test.serial('prometheusMetrics() counts accepted Initials and close codes by side', async (t) => {

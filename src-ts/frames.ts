@@ -92,6 +92,35 @@ export interface InboundFrame {
   fin: boolean
 }
 
+/**
+ * A stream's abort state. The AbortController is made on first use of
+ * `signal`: most streams never need one, and one per request is measurable.
+ */
+class LazyAbort {
+  #controller: AbortController | undefined
+  #reason: Error | undefined
+  #listeners: ((reason: Error) => void)[] | undefined
+
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController()
+    if (this.#reason) this.#controller.abort(this.#reason)
+    return this.#controller.signal
+  }
+
+  onAbort(listener: (reason: Error) => void): void {
+    if (this.#reason) listener(this.#reason)
+    else (this.#listeners ??= []).push(listener)
+  }
+
+  /** The first reason wins. */
+  abort(reason: Error): void {
+    if (this.#reason) return
+    this.#reason = reason
+    this.#controller?.abort(reason)
+    for (const listener of this.#listeners ?? []) listener(reason)
+  }
+}
+
 const closedError = (streamId: number) =>
   new TokioQuicheError(
     'ERR_STREAM_CLOSED',
@@ -106,10 +135,7 @@ const closedError = (streamId: number) =>
  */
 export class OutboundFrameSender implements AsyncDisposable {
   readonly #native: NativeBodyWriter
-  /** Made on first use of `signal`: most streams never need one. */
-  #aborter: AbortController | undefined
-  #abortReason: Error | undefined
-  #abortListeners: ((reason: Error) => void)[] | undefined
+  readonly #abort = new LazyAbort()
   /** The last send still in flight (settled either way), or null when idle. */
   #busy: Promise<void> | null = null
   #finished = false
@@ -139,23 +165,17 @@ export class OutboundFrameSender implements AsyncDisposable {
    * `signal.reason` says which. A normal end (FIN) does not abort it.
    */
   get signal(): AbortSignal {
-    this.#aborter ??= new AbortController()
-    if (this.#abortReason) this.#aborter.abort(this.#abortReason)
-    return this.#aborter.signal
+    return this.#abort.signal
   }
 
   /** @internal Calls `listener` once on abort, without making a signal (cheaper per request). */
   onAbort(listener: (reason: Error) => void): void {
-    if (this.#abortReason) listener(this.#abortReason)
-    else (this.#abortListeners ??= []).push(listener)
+    this.#abort.onAbort(listener)
   }
 
   /** @internal */
   abort(reason: Error): void {
-    if (this.#abortReason) return
-    this.#abortReason = reason
-    this.#aborter?.abort(reason)
-    for (const listener of this.#abortListeners ?? []) listener(reason)
+    this.#abort.abort(reason)
   }
 
   /** Sends one frame; resolves when the driver has room for it. */
@@ -300,10 +320,7 @@ const noop = () => {}
  */
 export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDisposable {
   readonly #native: NativeBodyReader
-  /** Made on first use of `signal`: most streams never need one. */
-  #aborter: AbortController | undefined
-  #abortReason: Error | undefined
-  #abortListeners: ((reason: Error) => void)[] | undefined
+  readonly #abort = new LazyAbort()
   #ended = false
   #closedLocally = false
   #tail: Promise<unknown> = Promise.resolve()
@@ -328,23 +345,17 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
    * `signal.reason` says which. The peer's FIN or a local `close()` does not.
    */
   get signal(): AbortSignal {
-    this.#aborter ??= new AbortController()
-    if (this.#abortReason) this.#aborter.abort(this.#abortReason)
-    return this.#aborter.signal
+    return this.#abort.signal
   }
 
   /** @internal Calls `listener` once on abort, without making a signal (cheaper per request). */
   onAbort(listener: (reason: Error) => void): void {
-    if (this.#abortReason) listener(this.#abortReason)
-    else (this.#abortListeners ??= []).push(listener)
+    this.#abort.onAbort(listener)
   }
 
   /** @internal */
   abort(reason: Error): void {
-    if (this.#abortReason) return
-    this.#abortReason = reason
-    this.#aborter?.abort(reason)
-    for (const listener of this.#abortListeners ?? []) listener(reason)
+    this.#abort.abort(reason)
   }
 
   /**
