@@ -842,6 +842,7 @@ module.exports.NativeH3Controller = nativeBinding.NativeH3Controller
 module.exports.NativeInitialConnection = nativeBinding.NativeInitialConnection
 module.exports.NativeQuicListener = nativeBinding.NativeQuicListener
 module.exports.NativeServerH3Driver = nativeBinding.NativeServerH3Driver
+module.exports.auditStatsAt = nativeBinding.auditStatsAt
 module.exports.bridgeCounters = nativeBinding.bridgeCounters
 module.exports.buildFeatures = nativeBinding.buildFeatures
 module.exports.connect = nativeBinding.connect

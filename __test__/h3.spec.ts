@@ -2,7 +2,7 @@
 // client in this process, certificates verified.
 import test from 'ava'
 import { createHash } from 'node:crypto'
-import { OutboundFrame, type ServerH3Event, StreamResetError, bridgeCounters, connect } from 'tokio-quiche'
+import { type InboundFrameStream, OutboundFrame, type ServerH3Event, StreamResetError, bridgeCounters, connect } from 'tokio-quiche'
 import { header, patternBytes, sha256, sleep, startServer } from './helpers.js'
 
 test('100 concurrent GETs on one connection each get their own body', async (t) => {
@@ -264,4 +264,30 @@ test('respond() sends headers and the whole body in one call into the binding', 
   t.is((errors[0] as { code?: string }).code, 'ERR_INVALID_ARG')
   t.regex(String(errors[0]), /headers: respond\(\) needs a final status/)
   await client.close()
+})
+
+test('a request without a body: its reader has ended, auditStats() still reports the stream, and a second response is refused', async (t) => {
+  const seen: unknown[] = []
+  let serverRecv: InboundFrameStream | undefined
+  const server = await startServer(async (req) => {
+    serverRecv = req.recv
+    seen.push(req.readFin, req.recv.finished, (await req.recv.bytes()).length)
+    await req.send.respond([[':status', '200']], 'twelve bytes')
+    seen.push(await req.send.respond([[':status', '200']]).catch((e) => e))
+    seen.push(await req.send.write('more').catch((e) => e))
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  t.teardown(() => client.close())
+  const res = await client.request({ path: '/a' })
+  t.is(await res.body.text(), 'twelve bytes')
+  t.deepEqual(seen.slice(0, 3), [true, true, 0])
+  for (const refused of seen.slice(3)) {
+    t.is((refused as { code?: string }).code, 'ERR_STREAM_FINISHED')
+    t.regex(String(refused), /stream 0: a frame was sent after the stream's FIN/)
+  }
+  const audit = serverRecv!.auditStats()
+  t.is(audit.bytesReceived, 0)
+  t.is(audit.bytesSent, 12)
+  t.is(audit.sentFin, 'explicit')
 })

@@ -51,6 +51,31 @@ test('request({ signal }): aborting before the response rejects and resets the s
   await client.close()
 })
 
+test('a writer never used before its connection closed: respond() and write() are refused with ERR_STREAM_CLOSED', async (t) => {
+  const outcomes: unknown[] = []
+  let handled!: () => void
+  const done = new Promise<void>((r) => (handled = r))
+  const server = await startServer(async (req, controller) => {
+    await controller.closed
+    outcomes.push(req.send.signal.aborted, await req.send.respond([[':status', '200']], 'too late').catch((e) => e))
+    outcomes.push(await req.send.write('too late').catch((e) => e), req.send.isClosed)
+    handled()
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  const pending = client.request()
+  await sleep(100)
+  await client.close()
+  await t.throwsAsync(pending, { code: 'ERR_CLOSED' })
+  await done
+  t.true(outcomes[0], 'the connection closing aborted send.signal')
+  for (const refused of [outcomes[1], outcomes[2]]) {
+    t.is((refused as { code?: string }).code, 'ERR_STREAM_CLOSED')
+    t.regex(String(refused), /stream 0: the stream is closed for writing/)
+  }
+  t.true(outcomes[3], 'isClosed')
+})
+
 test('a signal already aborted rejects at once', async (t) => {
   const { server } = await parkingServer()
   t.teardown(() => server.close())

@@ -3,7 +3,7 @@ import native, { type NativeH3Controller, type NativeH3Event } from './native.js
 import type { TlsCertificatePaths } from './params.js'
 import { TokioQuicheError, awaitNative, callNative, invalidArg } from './errors.js'
 import { H3Controller } from './controller.js'
-import { type ClientH3Event, type CloseInfo, type IncomingHeadersEvent, toEvent } from './events.js'
+import { type ClientH3Event, type CloseInfo, type EventContext, type IncomingHeadersEvent, toEvent } from './events.js'
 import { type Header, type HeadersInit, type InboundFrameStream, type OutboundFrameSender, flattenHeaders } from './frames.js'
 import { type Http3Settings, type Http3SettingsInit, type QuicSettings, http3SettingsToNative, quicSettingsToNative } from './settings.js'
 
@@ -254,16 +254,16 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     return (raw.kind === 'headers' && raw.readFin === true) || (raw.kind === 'bodyBytesReceived' && raw.fin === true)
   }
 
-  protected route(raw: NativeH3Event): ClientH3Event | undefined {
+  protected route(raw: NativeH3Event, context: EventContext): ClientH3Event | undefined {
     const streamId = raw.streamId ?? -1
     if (raw.kind === 'newOutboundRequest') {
       const pending = this.#byRequest.get(raw.requestId!)
-      if (!pending) return toEvent(raw, this.register) as ClientH3Event
+      if (!pending) return toEvent(raw, context) as ClientH3Event
       this.#byRequest.delete(raw.requestId!)
       this.#byStream.set(streamId, pending)
       this.#helperStreams.add(streamId)
       pending.streamId = streamId
-      const event = toEvent(raw, this.register) as Extract<ClientH3Event, { type: 'newOutboundRequest' }>
+      const event = toEvent(raw, context) as Extract<ClientH3Event, { type: 'newOutboundRequest' }>
       if (pending.aborted) {
         event.bodyWriter?.close()
         this.shutdownStream(streamId, { read: H3_REQUEST_CANCELLED, write: H3_REQUEST_CANCELLED })
@@ -272,11 +272,11 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
       }
       return undefined
     }
-    if (!this.#helperStreams.has(streamId)) return toEvent(raw, this.register) as ClientH3Event | undefined
+    if (!this.#helperStreams.has(streamId)) return toEvent(raw, context) as ClientH3Event | undefined
     // Events of request() streams stay inside request().
     const pending = this.#byStream.get(streamId)
     if (raw.kind === 'headers') {
-      const event = toEvent(raw, this.register) as IncomingHeadersEvent
+      const event = toEvent(raw, context) as IncomingHeadersEvent
       this.#byStream.delete(streamId)
       if (event.readFin) this.#helperStreams.delete(streamId)
       const response: ClientResponse = {

@@ -1,6 +1,6 @@
-import type { NativeConnectionStats, NativeH3Controller, NativeH3Event } from './native.js'
+import type { NativeConnectionStats, NativeEventBatch, NativeH3Controller, NativeH3Event } from './native.js'
 import { TokioQuicheError, awaitNative, callNative, fromNative, invalidArg } from './errors.js'
-import { AsyncQueue, type CloseInfo, type StreamRegistry, closeInfo } from './events.js'
+import { AsyncQueue, type CloseInfo, type EventContext, type StreamRegistry, closeInfo } from './events.js'
 import type { InboundFrameStream, OutboundFrameSender } from './frames.js'
 
 /** H3_NO_ERROR (RFC 9114 §8.1). */
@@ -55,8 +55,8 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
     native.onEvents((batch) => this.#deliver(batch))
   }
 
-  /** Turns one binding event into the public event, or consumes it (undefined). */
-  protected abstract route(raw: NativeH3Event): E | undefined
+  /** Turns one binding event into the public event (see `toEvent`), or consumes it (undefined). */
+  protected abstract route(raw: NativeH3Event, context: EventContext): E | undefined
 
   /**
    * Whether `raw` ends a stream's life here beyond tokio-quiche's
@@ -67,8 +67,8 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
     return false
   }
 
-  /** @internal Passed to `toEvent` by `route`. */
-  protected readonly register: StreamRegistry = (streamId, { send, recv }) => {
+  /** Part of the context `route` passes to `toEvent`. */
+  readonly #register: StreamRegistry = (streamId, { send, recv }) => {
     let entry = this.#streams.get(streamId)
     if (!entry) this.#streams.set(streamId, (entry = { sends: [], recvs: [] }))
     if (send) entry.sends.push(send)
@@ -100,9 +100,10 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   /** Called once when the connection has ended. */
   protected onClosed(_info: CloseInfo): void {}
 
-  #deliver(batch: NativeH3Event[]): void {
+  #deliver(batch: NativeEventBatch): void {
+    const context: EventContext = { owner: this.native, register: this.#register, audit: batch.audit }
     // Runs as a napi callback: nothing may throw out of it.
-    for (const raw of batch) {
+    for (const raw of batch.events) {
       try {
         if (raw.kind === 'closed') {
           this.#trackStreams(raw)
@@ -112,7 +113,7 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
           this.#resolveClosed(this.#closeInfo)
           continue
         }
-        const event = this.route(raw)
+        const event = this.route(raw, context)
         this.#trackStreams(raw)
         if (event !== undefined) this.#events.push(event)
       } catch (err) {

@@ -1,4 +1,4 @@
-import type { NativeCloseInfo, NativeH3Event } from './native.js'
+import type { ExternalObject, NativeCloseInfo, NativeH3Controller, NativeH3Event } from './native.js'
 import { type Header, InboundFrameStream, OutboundFrameSender, pairHeaders } from './frames.js'
 import { DatagramFlow } from './flows.js'
 
@@ -84,8 +84,17 @@ function pairs(flat: readonly bigint[]): [bigint, bigint][] {
 /** Told about the stream objects `toEvent` creates, so their signals can be aborted. */
 export type StreamRegistry = (streamId: number, objects: { send?: OutboundFrameSender; recv?: InboundFrameStream }) => void
 
+/** What `toEvent` needs besides the event. */
+export interface EventContext {
+  /** Holds the writers of `headers` events until they are claimed. */
+  owner: NativeH3Controller
+  register: StreamRegistry
+  /** The audit stats of the batch's bodiless requests. */
+  audit: ExternalObject<'AuditBatch'> | undefined
+}
+
 /** Converts the binding's flat event into the public union. */
-export function toEvent(raw: NativeH3Event, register: StreamRegistry = () => {}): ServerH3Event | ClientH3Event | undefined {
+export function toEvent(raw: NativeH3Event, context: EventContext): ServerH3Event | ClientH3Event | undefined {
   const streamId = raw.streamId ?? 0
   switch (raw.kind) {
     case 'headers': {
@@ -93,19 +102,19 @@ export function toEvent(raw: NativeH3Event, register: StreamRegistry = () => {})
         type: 'headers',
         streamId,
         headers: pairHeaders(raw.headers ?? []),
-        send: new OutboundFrameSender(raw.send!),
-        recv: new InboundFrameStream(raw.recv!),
+        send: OutboundFrameSender.held(context.owner, streamId),
+        recv: raw.recv ? InboundFrameStream.of(raw.recv) : InboundFrameStream.bodiless(streamId, context.audit, raw.auditIndex ?? -1),
         readFin: raw.readFin ?? false,
       }
       if (raw.isInEarlyData !== undefined) event.isInEarlyData = raw.isInEarlyData
       if (raw.priority !== undefined) event.priority = raw.priority
       // With FIN on the HEADERS there is no body whose end could fail.
-      register(streamId, event.readFin ? { send: event.send } : { send: event.send, recv: event.recv })
+      context.register(streamId, event.readFin ? { send: event.send } : { send: event.send, recv: event.recv })
       return event as ServerH3Event
     }
     case 'newOutboundRequest': {
-      const bodyWriter = raw.send ? new OutboundFrameSender(raw.send) : undefined
-      if (bodyWriter) register(streamId, { send: bodyWriter })
+      const bodyWriter = raw.send ? OutboundFrameSender.of(raw.send) : undefined
+      if (bodyWriter) context.register(streamId, { send: bodyWriter })
       return { type: 'newOutboundRequest', streamId, requestId: raw.requestId ?? 0, ...(bodyWriter ? { bodyWriter } : {}) }
     }
     case 'settings':

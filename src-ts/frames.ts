@@ -1,4 +1,4 @@
-import type { NativeBodyReader, NativeBodyWriter, NativeH3AuditStats } from './native.js'
+import native, { type ExternalObject, type NativeBodyReader, type NativeBodyWriter, type NativeH3AuditStats, type NativeH3Controller } from './native.js'
 import { StreamResetError, TokioQuicheError, callNative, invalidArg } from './errors.js'
 
 /**
@@ -43,8 +43,13 @@ export function flattenHeaders(init: HeadersInit, field = 'headers'): string[] {
   return flat
 }
 
-/** Pairs up the flat latin1 list the binding returns. */
-export function pairHeaders(flat: readonly string[]): Header[] {
+/**
+ * Pairs up received headers: the binding's `name\0value\0...` latin1
+ * string (one string per block crosses, not two per header), or its flat
+ * list when a value holds a NUL.
+ */
+export function pairHeaders(block: string | readonly string[]): Header[] {
+  const flat = typeof block === 'string' ? (block === '' ? [] : block.split('\0')) : block
   const headers: Header[] = []
   for (let i = 0; i + 1 < flat.length; i += 2) headers.push([flat[i]!, flat[i + 1]!])
   return headers
@@ -134,24 +139,58 @@ const closedError = (streamId: number) =>
  * trailers; closing it earlier resets it (H3_REQUEST_CANCELLED, 0x10c).
  */
 export class OutboundFrameSender implements AsyncDisposable {
-  readonly #native: NativeBodyWriter
+  readonly #streamId: number
+  /** The binding's writer once claimed; null before that, or once the stream is gone. */
+  #native: NativeBodyWriter | null
+  /** Until the writer is claimed: the controller holding it, which can also respond on it directly. */
+  #owner: NativeH3Controller | null
   readonly #abort = new LazyAbort()
   /** The last send still in flight (settled either way), or null when idle. */
   #busy: Promise<void> | null = null
   #finished = false
 
-  /** @internal */
-  constructor(native: NativeBodyWriter) {
+  private constructor(streamId: number, native: NativeBodyWriter | null, owner: NativeH3Controller | null) {
+    this.#streamId = streamId
     this.#native = native
+    this.#owner = owner
+  }
+
+  /** @internal A writer the binding handed over. */
+  static of(native: NativeBodyWriter): OutboundFrameSender {
+    return new OutboundFrameSender(native.streamId, native, null)
+  }
+
+  /**
+   * @internal A writer still held by `owner`: `respond()` goes through the
+   * controller without creating a writer object; anything else claims it.
+   */
+  static held(owner: NativeH3Controller, streamId: number): OutboundFrameSender {
+    return new OutboundFrameSender(streamId, null, owner)
+  }
+
+  /** The binding's writer, claimed on first use; null once the stream can no longer be written. */
+  #writer(): NativeBodyWriter | null {
+    if (this.#owner) {
+      this.#native = this.#owner.claimWriter(this.#streamId)
+      this.#owner = null
+    }
+    return this.#native
+  }
+
+  /** Like the binding's own refusals, for a writer that is already gone. */
+  #gone(): TokioQuicheError {
+    return this.#finished
+      ? new TokioQuicheError('ERR_STREAM_FINISHED', `stream ${this.#streamId}: a frame was sent after the stream's FIN`)
+      : closedError(this.#streamId)
   }
 
   get streamId(): number {
-    return this.#native.streamId
+    return this.#streamId
   }
 
   /** True once the stream ended, was closed, or the driver stopped taking frames. */
   get isClosed(): boolean {
-    return this.#native.isClosed
+    return this.#writer()?.isClosed ?? true
   }
 
   /** True once this side ended the stream (a body with `fin`, trailers, or `respond()`). */
@@ -194,7 +233,15 @@ export class OutboundFrameSender implements AsyncDisposable {
       if (!(data instanceof Uint8Array)) throw invalidArg('body', 'expected a Uint8Array or string')
       checkPriority(priority)
       const flat = flattenHeaders(headers)
-      const pending = callNative(() => this.#native.sendResponse(flat, data, priority?.urgency, priority?.incremental))
+      const owner = this.#owner
+      const pending = callNative(() => {
+        if (owner) return owner.respond(this.#streamId, flat, data, priority?.urgency, priority?.incremental)
+        const native = this.#native
+        if (!native) throw this.#gone()
+        return native.sendResponse(flat, data, priority?.urgency, priority?.incremental)
+      })
+      // The controller handed the writer to the driver with the response.
+      this.#owner = null
       this.#finished = true
       return pending
     })
@@ -265,7 +312,7 @@ export class OutboundFrameSender implements AsyncDisposable {
    * taken yet are discarded.
    */
   close(): void {
-    this.#native.close()
+    this.#writer()?.close()
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -274,7 +321,8 @@ export class OutboundFrameSender implements AsyncDisposable {
 
   /** Validates and hands `frame` to the binding; a promise when the channel is full. */
   #start(frame: OutboundFrame): Promise<boolean> | null {
-    const native = this.#native
+    const native = this.#writer()
+    if (!native) throw this.#gone()
     return callNative(() => {
       switch (frame?.type) {
         case 'headers': {
@@ -319,19 +367,37 @@ const noop = () => {}
  * `close()`) before the end sends STOP_SENDING (0x10c).
  */
 export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDisposable {
-  readonly #native: NativeBodyReader
+  readonly #streamId: number
+  /** The binding's reader; null when the HEADERS ended the stream (no body). */
+  readonly #native: NativeBodyReader | null
+  /** Without a reader, the stream's `H3AuditStats` are in its crossing's batch, at `#auditIndex`. */
+  readonly #auditBatch: ExternalObject<'AuditBatch'> | undefined
+  readonly #auditIndex: number
   readonly #abort = new LazyAbort()
-  #ended = false
+  #ended: boolean
   #closedLocally = false
-  #tail: Promise<unknown> = Promise.resolve()
+  #tail: Promise<unknown> = RESOLVED
 
-  /** @internal */
-  constructor(native: NativeBodyReader) {
-    this.#native = native
+  private constructor(streamId: number, reader: NativeBodyReader | null, auditBatch?: ExternalObject<'AuditBatch'>, auditIndex = -1) {
+    this.#streamId = streamId
+    this.#native = reader
+    this.#ended = reader === null
+    this.#auditBatch = auditBatch
+    this.#auditIndex = auditIndex
+  }
+
+  /** @internal A body to read through the binding's reader. */
+  static of(reader: NativeBodyReader): InboundFrameStream {
+    return new InboundFrameStream(reader.streamId, reader)
+  }
+
+  /** @internal No body (the HEADERS carried FIN): ended from the start. */
+  static bodiless(streamId: number, auditBatch: ExternalObject<'AuditBatch'> | undefined, auditIndex: number): InboundFrameStream {
+    return new InboundFrameStream(streamId, null, auditBatch, auditIndex)
   }
 
   get streamId(): number {
-    return this.#native.streamId
+    return this.#streamId
   }
 
   /** True once the peer's FIN was read. */
@@ -371,7 +437,7 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
 
   async #read(): Promise<InboundFrame | null> {
     if (this.#ended) return null
-    const chunk = await this.#native.read()
+    const chunk = await this.#native!.read()
     if (chunk === null) {
       this.#ended = true
       if (this.#closedLocally) return null
@@ -429,14 +495,17 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
    * bytes each way, FIN kinds, and STOP_SENDING / RESET_STREAM codes sent and received.
    */
   auditStats(): H3AuditStats {
-    return this.#native.auditStats()
+    if (this.#native) return this.#native.auditStats()
+    const stats = this.#auditBatch && native.auditStatsAt(this.#auditBatch, this.#auditIndex)
+    if (!stats) throw new TokioQuicheError('ERR_INTERNAL', `stream ${this.#streamId}: no audit stats were delivered with its headers`)
+    return stats
   }
 
   /** Stops reading; STOP_SENDING if the body has not ended. */
   close(): void {
     if (this.#ended) return
     this.#closedLocally = true
-    this.#native.close()
+    this.#native!.close()
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

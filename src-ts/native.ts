@@ -3,11 +3,13 @@
 import * as native from '../index.js'
 
 export type {
+  ExternalObject,
   NativeBodyReader,
   NativeBodyWriter,
   NativeCloseInfo,
   NativeConnectionStats,
   NativeDatagramFlow,
+  NativeEventBatch,
   NativeH3Controller,
   NativeH3AuditStats,
   NativeH3Event,

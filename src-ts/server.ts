@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto'
 import native, { type NativeH3Event, type NativeInitialConnection, type NativeQuicListener, type NativeServerH3Driver } from './native.js'
 import { awaitNative, callNative, invalidArg } from './errors.js'
 import { H3Controller } from './controller.js'
-import { type ServerH3Event, toEvent } from './events.js'
+import { type EventContext, type ServerH3Event, toEvent } from './events.js'
 import { ConnectionParams, type ServerTlsOptions, serverTlsToNative } from './params.js'
 import { type Http3Settings, type Http3SettingsInit, http3SettingsToNative } from './settings.js'
 
@@ -204,7 +204,7 @@ export class ServerH3Controller extends H3Controller<ServerH3Event> {
     return der ? new X509Certificate(der) : null
   }
 
-  protected route(raw: NativeH3Event): ServerH3Event | undefined {
-    return toEvent(raw, this.register) as ServerH3Event | undefined
+  protected route(raw: NativeH3Event, context: EventContext): ServerH3Event | undefined {
+    return toEvent(raw, context) as ServerH3Event | undefined
   }
 }

@@ -13,7 +13,7 @@ use tokio_quiche::socket::Socket;
 use tokio_quiche::ConnectionParams;
 
 use crate::address::{any_port_for, host_name, resolve};
-use crate::controller::{take_writer, ClientRequests, Commands, NativeH3Controller, PendingWriters};
+use crate::controller::{take_writer, ClientRequests, NativeH3Controller, PendingWriters, StreamHandles};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{client_event, spawn_event_pump, ConnectionSlot};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings, DEFAULT_HANDSHAKE_TIMEOUT};
@@ -108,15 +108,16 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
   let writers = PendingWriters::default();
   let pump_writers = writers.clone();
   let pump_slot = slot.clone();
-  let commands: Commands = Arc::new(controller.h3_cmd_sender());
-  let pump_commands = commands.clone();
+  let handles = StreamHandles::new(Arc::new(controller.h3_cmd_sender()));
+  let pump_handles = handles.clone();
   Ok(NativeH3Controller::new(
-    commands,
+    handles,
     Arc::default(),
     Box::new(move |callback| {
-      spawn_event_pump(events, callback, pump_slot, move |ev| {
-        let take = |stream_id, request_id| take_writer(&pump_writers, &pump_commands, stream_id, request_id);
-        Some(client_event(ev, &pump_commands, take))
+      let handles = pump_handles.clone();
+      spawn_event_pump(events, callback, pump_slot, handles, move |ev| {
+        let take = |stream_id, request_id| take_writer(&pump_writers, &pump_handles.commands, stream_id, request_id);
+        Some(client_event(ev, &pump_handles, take))
       })
     }),
     slot,

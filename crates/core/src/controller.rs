@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8Array};
+use napi::Env;
 
 use napi_derive::napi;
 use tokio::sync::oneshot;
@@ -17,10 +18,10 @@ use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand, QuicheConnect
 use crate::crossings;
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::stats::{connection_stats, NativeConnectionStats};
-use crate::events::{ConnectionSlot, EventCallback};
+use crate::events::{ConnectionSlot, EventCallback, PendingAudit};
 use crate::goaway::Goaway;
 use crate::headers::{headers_from_flat, HeaderBlock};
-use crate::stream::{NativeBodyWriter, Role};
+use crate::stream::{stream_closed, NativeBodyWriter, Role, UnclaimedWriters};
 
 /// The command channel of either controller type.
 pub trait CommandSink: Send + Sync {
@@ -39,6 +40,22 @@ where
 
 /// Shared by the controller, its pump and its body writers.
 pub type Commands = Arc<dyn CommandSink>;
+
+/// What a connection's event conversion hands out: the command channel (for
+/// body writers), the writers JS has not claimed yet, and the audit stats
+/// waiting for the next crossing.
+#[derive(Clone)]
+pub struct StreamHandles {
+  pub commands: Commands,
+  pub writers: Arc<UnclaimedWriters>,
+  pub audit: Arc<PendingAudit>,
+}
+
+impl StreamHandles {
+  pub fn new(commands: Commands) -> Self {
+    Self { commands, writers: Arc::default(), audit: Arc::default() }
+  }
+}
 
 /// Starts the event pump once JS hands over its callback.
 pub type EventStarter = Box<dyn FnOnce(EventCallback) + Send>;
@@ -62,6 +79,7 @@ pub fn take_writer(writers: &PendingWriters, commands: &Commands, stream_id: u64
 #[napi]
 pub struct NativeH3Controller {
   commands: Commands,
+  writers: Arc<UnclaimedWriters>,
   goaway: Arc<Goaway>,
   events: Mutex<Option<EventStarter>>,
   slot: ConnectionSlot,
@@ -74,10 +92,11 @@ pub type PeerCertSlot = Arc<OnceLock<Vec<u8>>>;
 
 impl NativeH3Controller {
   pub fn new(
-    commands: Commands, goaway: Arc<Goaway>, events: EventStarter, slot: ConnectionSlot,
+    handles: StreamHandles, goaway: Arc<Goaway>, events: EventStarter, slot: ConnectionSlot,
     requests: Option<ClientRequests>, peer_cert: Option<PeerCertSlot>,
   ) -> Self {
-    Self { commands, goaway, events: Mutex::new(Some(events)), slot, requests, peer_cert }
+    let StreamHandles { commands, writers, .. } = handles;
+    Self { commands, writers, goaway, events: Mutex::new(Some(events)), slot, requests, peer_cert }
   }
 
   /// Runs `f` on the quiche connection inside the driver
@@ -106,7 +125,7 @@ impl NativeH3Controller {
 impl NativeH3Controller {
   /// Starts delivering events, in batches, to `callback`; the last batch holds
   /// a `closed` event. Callable once.
-  #[napi(catch_unwind, ts_args_type = "callback: (events: NativeH3Event[]) => void")]
+  #[napi(catch_unwind, ts_args_type = "callback: (batch: NativeEventBatch) => void")]
   pub fn on_events(&self, callback: EventCallback) -> Result<()> {
     let start = self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
     let start = start.ok_or_else(|| js_error(ErrorCode::InvalidArg, "events are already being delivered"))?;
@@ -166,6 +185,30 @@ impl NativeH3Controller {
       .sender
       .send(NewClientRequest { request_id, headers, body_writer })
       .map_err(|_| js_error(ErrorCode::Closed, "the connection is closed"))
+  }
+
+  /// Sends a whole response (see `NativeBodyWriter.sendResponse`) on a
+  /// stream whose writer JS has not claimed. A refused response leaves the
+  /// writer in place for a corrected one.
+  #[napi(catch_unwind)]
+  pub fn respond<'env>(
+    &self, env: &'env Env, stream_id: f64, headers: Vec<String>, body: Option<Uint8Array>, urgency: Option<u32>,
+    incremental: Option<bool>,
+  ) -> Result<Option<PromiseRaw<'env, bool>>> {
+    let stream_id = stream_id as u64;
+    let writer = self.writers.take(stream_id).ok_or_else(|| stream_closed(stream_id))?;
+    let sent = writer.send_response(env, headers, body, urgency, incremental);
+    if sent.is_err() && !writer.is_closed() {
+      self.writers.put(writer);
+    }
+    sent
+  }
+
+  /// Hands JS the writer of a stream, to stream a body or send frames one by
+  /// one; `null` once the stream can no longer be written.
+  #[napi(catch_unwind)]
+  pub fn claim_writer(&self, stream_id: f64) -> Option<NativeBodyWriter> {
+    self.writers.take(stream_id as u64)
   }
 
   /// Live counters from the connection (`QuicCommand::ConnectionStats`), or

@@ -3,23 +3,24 @@
 //! channel into a ThreadsafeFunction.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::FutureExt;
 
-use napi::bindgen_prelude::BigInt;
+use napi::bindgen_prelude::{BigInt, External};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, OutboundFrame, ServerH3Event};
+use tokio_quiche::http3::H3AuditStats;
 use tokio_quiche::QuicConnection;
 
-use crate::controller::Commands;
+use crate::controller::StreamHandles;
 use crate::crossings;
 use crate::flow::NativeDatagramFlow;
-use crate::headers::{check_received, headers_to_flat, HeaderBlock};
-use crate::stats::error_code as code;
+use crate::headers::{check_received, headers_to_js, HeaderBlock, JsHeaders};
+use crate::stats::{audit_stats, error_code as code, NativeH3AuditStats};
 use crate::stream::{NativeBodyReader, NativeBodyWriter, Role};
 
 /// Why and how a connection ended, from tokio-quiche's audit stats.
@@ -73,10 +74,16 @@ pub fn close_info(conn: Option<&QuicConnection>) -> NativeCloseInfo {
 pub struct NativeH3Event {
   pub kind: String,
   pub stream_id: Option<i64>,
-  /// Flat latin1 `[name, value, ...]`.
-  pub headers: Option<Vec<String>>,
+  /// Latin1 `name\0value\0...`, or the flat `[name, value, ...]` list when a value holds a NUL.
+  #[napi(ts_type = "string | string[]")]
+  pub headers: Option<JsHeaders>,
+  /// The body writer of a `newOutboundRequest`; a `headers` event's writer
+  /// waits in the controller (`respond`, `claimWriter`).
   pub send: Option<NativeBodyWriter>,
+  /// The body reader of a `headers` event whose HEADERS did not end the stream.
   pub recv: Option<NativeBodyReader>,
+  /// Where a bodiless `headers` event's `H3AuditStats` is in its batch's `audit`.
+  pub audit_index: Option<u32>,
   /// The DATAGRAM flow of a `newFlow` event.
   pub flow: Option<NativeDatagramFlow>,
   pub read_fin: Option<bool>,
@@ -99,7 +106,7 @@ fn event(kind: &str) -> NativeH3Event {
   NativeH3Event { kind: kind.to_string(), ..Default::default() }
 }
 
-fn headers_event(h: IncomingH3Headers, role: Role, commands: &Commands) -> NativeH3Event {
+fn headers_event(h: IncomingH3Headers, role: Role, handles: &StreamHandles) -> NativeH3Event {
   let IncomingH3Headers { stream_id, headers, send, recv, read_fin, h3_audit_stats } = h;
   if role == Role::Server {
     if let Err(e) = check_received(&headers, HeaderBlock::Request) {
@@ -111,24 +118,45 @@ fn headers_event(h: IncomingH3Headers, role: Role, commands: &Commands) -> Nativ
       return NativeH3Event { stream_id: Some(stream_id as i64), error: Some(e.message), ..event("malformedRequest") };
     }
   }
+  // A client's writer is only useful until the response ends, here already.
+  if role == Role::Server || !read_fin {
+    handles.writers.put(NativeBodyWriter::new(stream_id, role, send, handles.commands.clone()));
+  }
+  // Without a body there is nothing to read: no reader object, and its
+  // audit stats ride with the batch.
+  let (recv, audit_index) = if read_fin {
+    (None, Some(handles.audit.push(h3_audit_stats)))
+  } else {
+    (Some(NativeBodyReader::new(stream_id, recv, h3_audit_stats)), None)
+  };
   NativeH3Event {
     stream_id: Some(stream_id as i64),
-    headers: Some(headers_to_flat(&headers)),
-    send: Some(NativeBodyWriter::new(stream_id, role, send, commands.clone())),
-    recv: Some(NativeBodyReader::new(stream_id, recv, h3_audit_stats)),
+    headers: Some(headers_to_js(&headers)),
+    recv,
+    audit_index,
     read_fin: Some(read_fin),
     ..event("headers")
   }
 }
 
 /// Converts the events both drivers share.
-pub fn core_event(ev: H3Event, role: Role, commands: &Commands) -> NativeH3Event {
+pub fn core_event(ev: H3Event, role: Role, handles: &StreamHandles) -> NativeH3Event {
+  // Unclaimed writers go when their stream can no longer be written: a
+  // server hears that from StreamClosed; a client, which does not get it,
+  // when the response ends.
+  match ev {
+    H3Event::StreamClosed { stream_id } => handles.writers.forget(stream_id),
+    H3Event::ResetStream { stream_id } | H3Event::BodyBytesReceived { stream_id, fin: true, .. } if role == Role::Client => {
+      handles.writers.forget(stream_id)
+    },
+    _ => {},
+  }
   match ev {
     H3Event::IncomingSettings { settings } => NativeH3Event {
       settings: Some(settings.into_iter().flat_map(|(k, v)| [BigInt::from(k), BigInt::from(v)]).collect()),
       ..event("settings")
     },
-    H3Event::IncomingHeaders(h) => headers_event(h, role, commands),
+    H3Event::IncomingHeaders(h) => headers_event(h, role, handles),
     H3Event::NewFlow { flow_id, send, recv } => NativeH3Event {
       id: Some(flow_id as f64),
       flow: Some(NativeDatagramFlow::new(flow_id, send, recv)),
@@ -151,20 +179,59 @@ pub fn core_event(ev: H3Event, role: Role, commands: &Commands) -> NativeH3Event
   }
 }
 
-pub fn server_event(ev: ServerH3Event, commands: &Commands) -> NativeH3Event {
+pub fn server_event(ev: ServerH3Event, handles: &StreamHandles) -> NativeH3Event {
   match ev {
-    ServerH3Event::Core(ev) => core_event(ev, Role::Server, commands),
+    ServerH3Event::Core(ev) => core_event(ev, Role::Server, handles),
     ServerH3Event::Headers { incoming_headers, priority, is_in_early_data } => NativeH3Event {
       priority: priority.map(|p| String::from_utf8_lossy(&p).into_owned()),
       is_in_early_data: Some(*is_in_early_data),
-      ..headers_event(incoming_headers, Role::Server, commands)
+      ..headers_event(incoming_headers, Role::Server, handles)
     },
   }
 }
 
+/// The `H3AuditStats` of one crossing's bodiless requests.
+pub struct AuditBatch(Vec<Arc<H3AuditStats>>);
+
+/// Audit stats of bodiless requests converted since the last crossing.
+#[derive(Default)]
+pub struct PendingAudit(Mutex<Vec<Arc<H3AuditStats>>>);
+
+impl PendingAudit {
+  /// Queues `stats` for the next crossing; returns its index there.
+  fn push(&self, stats: Arc<H3AuditStats>) -> u32 {
+    let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    pending.push(stats);
+    (pending.len() - 1) as u32
+  }
+
+  fn take(&self) -> Option<External<AuditBatch>> {
+    let pending = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    (!pending.is_empty()).then(|| External::new(AuditBatch(pending)))
+  }
+}
+
+/// One crossing: events, and the audit stats of the bodiless requests among
+/// them. A request with a body keeps its stats in its reader; one without
+/// has no reader, and one JS object per request just to hold its stats costs
+/// about as much as the rest of the request, so a crossing's share one,
+/// alive while JS holds any of them.
+#[napi(object, object_from_js = false)]
+pub struct NativeEventBatch {
+  pub events: Vec<NativeH3Event>,
+  #[napi(ts_type = "ExternalObject<'AuditBatch'>")]
+  pub audit: Option<External<AuditBatch>>,
+}
+
+/// The stats at `index` of a batch's `audit`.
+#[napi(catch_unwind)]
+pub fn audit_stats_at(#[napi(ts_arg_type = "ExternalObject<'AuditBatch'>")] batch: &External<AuditBatch>, index: u32) -> Option<NativeH3AuditStats> {
+  batch.0.get(index as usize).map(|stats| audit_stats(stats))
+}
+
 /// Hands batches of events to JS. Strong on purpose: a live connection keeps
 /// Node running, and the pump drops it when the connection ends.
-pub type EventCallback = ThreadsafeFunction<Vec<NativeH3Event>, (), Vec<NativeH3Event>, Status, false>;
+pub type EventCallback = ThreadsafeFunction<NativeEventBatch, (), NativeEventBatch, Status, false>;
 
 /// Filled by `start()` (server) or `connect()` (client); read when the
 /// event channel ends to report how the connection closed.
@@ -173,48 +240,51 @@ pub type ConnectionSlot = Arc<OnceLock<QuicConnection>>;
 /// How many queued events one crossing carries at most.
 const MAX_BATCH: usize = 64;
 
-/// Drains `rx` into `callback` until the driver drops its sender, then sends
-/// a final `closed` event with the close info. `convert` may consume an event (None). Events are small (body bytes
-/// travel on the bounded per-stream channels), so batching them is safe.
+/// Drains `rx` into `callback` until the driver drops its sender, then drops
+/// the connection's unclaimed writers and sends a final `closed` event with
+/// the close info. `convert` may consume an event (None). Events are small
+/// (body bytes travel on the bounded per-stream channels), so batching them
+/// is safe.
 pub fn spawn_event_pump<E: Send + 'static>(
-  mut rx: UnboundedReceiver<E>, callback: EventCallback, slot: ConnectionSlot,
+  mut rx: UnboundedReceiver<E>, callback: EventCallback, slot: ConnectionSlot, handles: StreamHandles,
   mut convert: impl FnMut(E) -> Option<NativeH3Event> + Send + 'static,
 ) {
   napi::bindgen_prelude::spawn(async move {
     let drained = AssertUnwindSafe(async {
       while let Some(first) = rx.recv().await {
-        let mut batch = Vec::from_iter(convert(first));
-        while batch.len() < MAX_BATCH {
+        let mut events = Vec::from_iter(convert(first));
+        while events.len() < MAX_BATCH {
           match rx.try_recv() {
-            Ok(ev) => batch.extend(convert(ev)),
+            Ok(ev) => events.extend(convert(ev)),
             Err(_) => break,
           }
         }
-        if !batch.is_empty() {
+        if !events.is_empty() {
           crossings::into_js();
-          callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+          callback.call(NativeEventBatch { events, audit: handles.audit.take() }, ThreadsafeFunctionCallMode::NonBlocking);
         }
       }
     })
     .catch_unwind()
     .await;
+    handles.writers.clear();
     // JS always hears the end, even if a conversion panicked.
     let mut close = close_info(slot.get());
     if drained.is_err() {
       close.reason = Some("internal error: the event pump panicked".into());
     }
     let closed = NativeH3Event { close: Some(close), ..event("closed") };
-    callback.call(vec![closed], ThreadsafeFunctionCallMode::NonBlocking);
+    callback.call(NativeEventBatch { events: vec![closed], audit: None }, ThreadsafeFunctionCallMode::NonBlocking);
   });
 }
 
 /// Converts a client event; `take_writer` hands over the body writer of a
 /// request that asked for one.
 pub fn client_event(
-  ev: ClientH3Event, commands: &Commands, take_writer: impl Fn(u64, u64) -> Option<NativeBodyWriter>,
+  ev: ClientH3Event, handles: &StreamHandles, take_writer: impl Fn(u64, u64) -> Option<NativeBodyWriter>,
 ) -> NativeH3Event {
   match ev {
-    ClientH3Event::Core(ev) => core_event(ev, Role::Client, commands),
+    ClientH3Event::Core(ev) => core_event(ev, Role::Client, handles),
     ClientH3Event::NewOutboundRequest { stream_id, request_id } => NativeH3Event {
       stream_id: Some(stream_id as i64),
       request_id: Some(request_id as f64),

@@ -4,6 +4,8 @@
 //! list of strings whose code points are bytes (latin1). That mapping is
 //! lossless in both directions and avoids one `Buffer` per header.
 
+use napi::bindgen_prelude::ToNapiValue;
+use napi::{check_status, sys};
 use tokio_quiche::quiche::h3::{self, NameValue};
 
 use crate::errors::{BindingError, BindingResult, ErrorCode};
@@ -173,8 +175,48 @@ pub fn check_received(headers: &[h3::Header], block: HeaderBlock) -> BindingResu
   check_pseudo(headers, block)
 }
 
-/// Turns received quiche headers into the flat latin1 list handed to JS.
-pub fn headers_to_flat(headers: &[h3::Header]) -> Vec<String> {
+/// Received headers on their way to JS. Usually one latin1 string,
+/// `name\0value\0name\0value`: one string to create instead of two per
+/// header. A block with a NUL inside (only a response can have one: a request
+/// with one is malformed) goes as the flat list instead.
+pub enum JsHeaders {
+  Joined(Vec<u8>),
+  List(Vec<String>),
+}
+
+pub fn headers_to_js(headers: &[h3::Header]) -> JsHeaders {
+  if headers.iter().any(|h| h.name().contains(&0) || h.value().contains(&0)) {
+    return JsHeaders::List(headers_to_flat(headers));
+  }
+  let mut joined = Vec::with_capacity(headers.iter().map(|h| h.name().len() + h.value().len() + 2).sum());
+  for h in headers {
+    if !joined.is_empty() {
+      joined.push(0);
+    }
+    joined.extend_from_slice(h.name());
+    joined.push(0);
+    joined.extend_from_slice(h.value());
+  }
+  JsHeaders::Joined(joined)
+}
+
+impl ToNapiValue for JsHeaders {
+  unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+    match val {
+      JsHeaders::Joined(bytes) => {
+        let mut out = std::ptr::null_mut();
+        // SAFETY: `env` is live for this call (ToNapiValue's contract) and
+        // `bytes` outlives it; latin1 maps every byte to one code point.
+        check_status!(unsafe { sys::napi_create_string_latin1(env, bytes.as_ptr().cast(), bytes.len() as isize, &mut out) })?;
+        Ok(out)
+      },
+      JsHeaders::List(list) => unsafe { Vec::to_napi_value(env, list) },
+    }
+  }
+}
+
+/// Turns received quiche headers into the flat latin1 list.
+fn headers_to_flat(headers: &[h3::Header]) -> Vec<String> {
   let latin1 = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
   headers
     .iter()
@@ -206,6 +248,10 @@ mod tests {
     let h = headers_from_flat(&flat(&[(":status", "200"), ("x-bin", "\u{ff}\u{80}a")]), HeaderBlock::Response).unwrap();
     assert_eq!(h[1].value(), &[0xff, 0x80, b'a']);
     assert_eq!(headers_to_flat(&h)[3], "\u{ff}\u{80}a");
+    let JsHeaders::Joined(joined) = headers_to_js(&h) else { panic!("expected the joined form") };
+    assert_eq!(joined, b":status\x00200\x00x-bin\x00\xff\x80a");
+    let nul = [h3::Header::new(b":status", b"200"), h3::Header::new(b"x", b"a\x00b")];
+    assert!(matches!(headers_to_js(&nul), JsHeaders::List(list) if list[3] == "a\u{0}b"));
   }
 
   #[test]

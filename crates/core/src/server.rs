@@ -16,7 +16,7 @@ use tokio_quiche::{ConnectionParams, InitialQuicConnection, QuicConnectionStream
 use tokio_util::sync::CancellationToken;
 
 use crate::address::{any_port_for, resolve};
-use crate::controller::{Commands, NativeH3Controller, PeerCertSlot};
+use crate::controller::{NativeH3Controller, PeerCertSlot, StreamHandles};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot};
 use crate::goaway::{reject, Goaway};
@@ -268,22 +268,23 @@ pub fn new_server_h3_driver(settings: Option<NativeHttp3Settings>) -> NativeServ
   let events = controller.take_event_receiver();
   let pump_slot = slot.clone();
   let peer_cert = PeerCertSlot::default();
-  let commands: Commands = Arc::new(controller.h3_cmd_sender());
+  let handles = StreamHandles::new(Arc::new(controller.h3_cmd_sender()));
   let goaway = Arc::new(Goaway::default());
-  let (pump_commands, pump_goaway) = (commands.clone(), goaway.clone());
+  let (convert_handles, pump_goaway) = (handles.clone(), goaway.clone());
   let convert = move |ev: ServerH3Event| match &ev {
     ServerH3Event::Headers { incoming_headers, .. } if !pump_goaway.admit(incoming_headers.stream_id) => {
-      reject(&pump_commands, incoming_headers.stream_id, ev);
+      reject(&convert_handles.commands, incoming_headers.stream_id, ev);
       None
     },
-    _ => Some(server_event(ev, &pump_commands)),
+    _ => Some(server_event(ev, &convert_handles)),
   };
+  let pump_handles = handles.clone();
   NativeServerDriverPair {
     driver: NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot: slot.clone(), peer_cert: peer_cert.clone() },
     controller: NativeH3Controller::new(
-      commands,
+      handles,
       goaway,
-      Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, convert)),
+      Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, pump_handles, convert)),
       slot,
       None,
       Some(peer_cert),

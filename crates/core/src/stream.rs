@@ -7,6 +7,7 @@
 //! settles once the driver has room. A read takes frames only when JS asks, so
 //! a JS reader that stops reading stops the driver reading from quiche.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -133,13 +134,7 @@ impl NativeBodyWriter {
       Offer::Pending(promise) => Some(promise),
       Offer::Closed => {
         *slot = None;
-        return Err(js_error(
-          ErrorCode::StreamClosed,
-          format!(
-            "stream {}: the stream is closed for writing (the peer stopped it, it was reset, or the connection closed)",
-            self.stream_id
-          ),
-        ));
+        return Err(stream_closed(self.stream_id));
       },
     };
     if fin {
@@ -256,6 +251,45 @@ impl NativeBodyWriter {
   #[napi(getter)]
   pub fn is_closed(&self) -> bool {
     self.sender.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|s| s.is_closed())
+  }
+}
+
+pub fn stream_closed(stream_id: u64) -> napi::Error<ErrorCode> {
+  js_error(
+    ErrorCode::StreamClosed,
+    format!("stream {stream_id}: the stream is closed for writing (the peer stopped it, it was reset, or the connection closed)"),
+  )
+}
+
+/// The writers of one connection's streams that JS has not claimed, by
+/// stream id. A small response goes out whole from here
+/// (`NativeH3Controller.respond`), so most requests never create a JS writer
+/// object, which costs more than the rest of the request's crossing; a
+/// streamed response claims its writer first.
+#[derive(Default)]
+pub struct UnclaimedWriters(Mutex<HashMap<u64, NativeBodyWriter>>);
+
+impl UnclaimedWriters {
+  fn map(&self) -> std::sync::MutexGuard<'_, HashMap<u64, NativeBodyWriter>> {
+    self.0.lock().unwrap_or_else(|p| p.into_inner())
+  }
+
+  pub fn put(&self, writer: NativeBodyWriter) {
+    self.map().insert(writer.stream_id, writer);
+  }
+
+  pub fn take(&self, stream_id: u64) -> Option<NativeBodyWriter> {
+    self.map().remove(&stream_id)
+  }
+
+  /// Drops a writer JS can no longer use (the stream is over).
+  pub fn forget(&self, stream_id: u64) {
+    self.take(stream_id);
+  }
+
+  /// The connection ended: its writers are dead.
+  pub fn clear(&self) {
+    std::mem::take(&mut *self.map());
   }
 }
 
