@@ -71,3 +71,30 @@ test('aborting the signal closes the server', async (t) => {
   const err = await t.throwsAsync(connect(server.address, { serverName: 'localhost', ca: id.cert, settings: { handshakeTimeoutMs: 500 } }))
   t.is((err as { code?: string }).code, 'ERR_CONNECT')
 })
+
+test('a body already in memory is sent whole; a streamed one does not wait for its second chunk', async (t) => {
+  let release!: () => void
+  const released = new Promise<void>((r) => (release = r))
+  const { server, client } = await start(async (request) => {
+    if (request.url.endsWith('/whole')) return new Response('in one piece')
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(Buffer.from('first '))
+          await released
+          controller.enqueue(Buffer.from('second'))
+          controller.close()
+        },
+      }),
+    )
+  })
+  t.teardown(() => server.close())
+  const whole = await client.request({ path: '/whole' })
+  t.is(await whole.body.text(), 'in one piece')
+  const streamed = await client.request({ path: '/streamed' })
+  const first = await streamed.body.recv()
+  t.is(first?.data.toString(), 'first ', 'the first chunk arrived while the stream was still open')
+  release()
+  t.is(await streamed.body.text(), 'second')
+  await client.close()
+})

@@ -90,7 +90,8 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
       this.#abortStream(id, { recvs: true }, new TokioQuicheError('ERR_STREAM_RESET', `stream ${id} was reset by the peer`))
     } else if (raw.kind === 'streamClosed' || raw.kind === 'malformedRequest' || this.streamDone(raw)) {
       this.#streams.delete(id)
-    } else if (raw.kind === 'closed') {
+    } else if (raw.kind === 'closed' && this.#streams.size > 0) {
+      // Only made when a stream is left: an Error's stack trace costs a connection more than the rest of its end.
       const reason = new TokioQuicheError('ERR_CLOSED', 'the connection closed')
       for (const streamId of this.#streams.keys()) this.#abortStream(streamId, { recvs: true, sends: true }, reason)
       this.#streams.clear()

@@ -110,15 +110,29 @@ function bodyStream(recv: InboundFrameStream): ReadableStream<Uint8Array> {
   })
 }
 
+/** Settles once the microtasks queued before it have run. */
+const afterMicrotasks = () => new Promise<typeof PENDING>((resolve) => setImmediate(resolve, PENDING))
+const PENDING = Symbol('pending')
+
 async function writeResponse(send: OutboundFrameSender, response: Response, method: string): Promise<void> {
   const headers: Header[] = [[':status', String(response.status)]]
   response.headers.forEach((value, name) => {
     if (!HOP_BY_HOP.has(name)) headers.push([name, value])
   })
+  const body = method === 'HEAD' ? null : response.body
+  if (!body) return send.respond(headers)
+  const reader = body.getReader()
+  const first = await reader.read()
+  if (first.done) return send.respond(headers)
+  // A body already in memory (a string, a buffer) has ended by now: it goes
+  // out with the headers in one call into the binding. A streamed one does
+  // not wait: its headers and first chunk leave at once.
+  const second = reader.read()
+  const early = await Promise.race([second, afterMicrotasks()])
+  if (early !== PENDING && early.done) return send.respond(headers, first.value)
   await send.sendHeaders(headers)
-  if (response.body && method !== 'HEAD') {
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) await send.write(chunk)
-  }
+  await send.write(first.value)
+  for (let next = early === PENDING ? await second : early; !next.done; next = await reader.read()) await send.write(next.value)
   await send.end()
 }
 
