@@ -87,10 +87,10 @@ export declare class NativeDatagramFlow {
 
 export declare class NativeH3Controller {
   /**
-   * Starts delivering events, in batches, to `callback`; the last batch holds
-   * a `closed` event. Callable once.
+   * Starts delivering events, in batches (flat, see `batch.rs`), to
+   * `callback`; the last batch holds a `closed` event. Callable once.
    */
-  onEvents(callback: (batch: NativeEventBatch) => void): void
+  onEvents(callback: (batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]) => void): void
   /** Closes the connection with an application CONNECTION_CLOSE. */
   close(errorCode: number, reason: string): void
   /** Sends GOAWAY (see `goaway.rs`) as soon as the connection can take it. */
@@ -169,7 +169,12 @@ export declare class NativeQuicListener {
 /** A `ServerH3Driver` waiting to be given to `InitialQuicConnection.start()`. */
 export declare class NativeServerH3Driver {}
 
-/** The stats at `index` of a batch's `audit`. */
+/**
+ * The stats at `index` of a batch's `audit`. A request with a body keeps
+ * its stats in its reader; one without has no reader, and a JS object per
+ * request just to hold its stats would cost about as much as the rest of
+ * the request, so a batch's share one, alive while JS holds any of them.
+ */
 export declare function auditStatsAt(batch: ExternalObject<'AuditBatch'>, index: number): NativeH3AuditStats | null
 
 /** Crossings since the process started. */
@@ -256,18 +261,6 @@ export interface NativeConnectOptions {
 }
 
 /**
- * One crossing: events, and the audit stats of the bodiless requests among
- * them. A request with a body keeps its stats in its reader; one without
- * has no reader, and one JS object per request just to hold its stats costs
- * about as much as the rest of the request, so a crossing's share one,
- * alive while JS holds any of them.
- */
-export interface NativeEventBatch {
-  events: Array<NativeH3Event>
-  audit?: ExternalObject<'AuditBatch'>
-}
-
-/**
  * tokio-quiche's per-stream `H3AuditStats`. Codes are HTTP/3 error codes;
  * null where none was sent or received.
  */
@@ -287,39 +280,6 @@ export interface NativeH3AuditStats {
   receivedFin: string
   /** Time the response HEADERS waited for flow control, ms. */
   headersFlushMs: number
-}
-
-/** Every event variant in one object; `kind` says which fields are set. */
-export interface NativeH3Event {
-  kind: string
-  streamId?: number
-  /** Latin1 `name\0value\0...`, or the flat `[name, value, ...]` list when a value holds a NUL. */
-  headers?: string | string[]
-  /**
-   * The body writer of a `newOutboundRequest`; a `headers` event's writer
-   * waits in the controller (`respond`, `claimWriter`).
-   */
-  send?: NativeBodyWriter
-  /** The body reader of a `headers` event whose HEADERS did not end the stream. */
-  recv?: NativeBodyReader
-  /** Where a bodiless `headers` event's `H3AuditStats` is in its batch's `audit`. */
-  auditIndex?: number
-  /** The DATAGRAM flow of a `newFlow` event. */
-  flow?: NativeDatagramFlow
-  readFin?: boolean
-  /** Raw RFC 9218 priority field value from PRIORITY_UPDATE (server only). */
-  priority?: string
-  isInEarlyData?: boolean
-  /** Flat `[id, value, ...]` SETTINGS pairs. */
-  settings?: Array<bigint>
-  numBytes?: number
-  fin?: boolean
-  /** GOAWAY id. */
-  id?: number
-  requestId?: number
-  /** Text of a connection error or shutdown reason. */
-  error?: string
-  close?: NativeCloseInfo
 }
 
 /** The subset of tokio-quiche's `Http3Settings` reachable from JS. */

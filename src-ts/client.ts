@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto'
-import native, { type NativeH3Controller, type NativeH3Event } from './native.js'
+import native, { type NativeH3Controller } from './native.js'
+import type { RawH3Event } from './batch.js'
 import type { TlsCertificatePaths } from './params.js'
 import { TokioQuicheError, awaitNative, callNative, invalidArg } from './errors.js'
 import { H3Controller } from './controller.js'
@@ -250,11 +251,11 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     })
   }
 
-  protected override streamDone(raw: NativeH3Event): boolean {
+  protected override streamDone(raw: RawH3Event): boolean {
     return (raw.kind === 'headers' && raw.readFin === true) || (raw.kind === 'bodyBytesReceived' && raw.fin === true)
   }
 
-  protected route(raw: NativeH3Event, context: EventContext): ClientH3Event | undefined {
+  protected route(raw: RawH3Event, context: EventContext): ClientH3Event | undefined {
     const streamId = raw.streamId ?? -1
     if (raw.kind === 'newOutboundRequest') {
       const pending = this.#byRequest.get(raw.requestId!)

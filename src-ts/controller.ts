@@ -1,4 +1,5 @@
-import type { NativeConnectionStats, NativeEventBatch, NativeH3Controller, NativeH3Event } from './native.js'
+import type { NativeConnectionStats, NativeH3Controller } from './native.js'
+import { type EventBatch, type RawH3Event, decodeBatch } from './batch.js'
 import { TokioQuicheError, awaitNative, callNative, fromNative, invalidArg } from './errors.js'
 import { AsyncQueue, type CloseInfo, type EventContext, type StreamRegistry, closeInfo } from './events.js'
 import type { InboundFrameStream, OutboundFrameSender } from './frames.js'
@@ -56,14 +57,14 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   }
 
   /** Turns one binding event into the public event (see `toEvent`), or consumes it (undefined). */
-  protected abstract route(raw: NativeH3Event, context: EventContext): E | undefined
+  protected abstract route(raw: RawH3Event, context: EventContext): E | undefined
 
   /**
    * Whether `raw` ends a stream's life here beyond tokio-quiche's
    * `streamClosed` (which only servers get): the client forgets a stream once
    * its response has ended.
    */
-  protected streamDone(_raw: NativeH3Event): boolean {
+  protected streamDone(_raw: RawH3Event): boolean {
     return false
   }
 
@@ -83,7 +84,7 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   }
 
   /** Keeps stream signals in step with the events that end streams. */
-  #trackStreams(raw: NativeH3Event): void {
+  #trackStreams(raw: RawH3Event): void {
     const id = raw.streamId ?? -1
     if (raw.kind === 'resetStream') {
       // RESET_STREAM ends the peer's sending only; this side may still write.
@@ -101,10 +102,10 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   /** Called once when the connection has ended. */
   protected onClosed(_info: CloseInfo): void {}
 
-  #deliver(batch: NativeEventBatch): void {
-    const context: EventContext = { owner: this.native, register: this.#register, audit: batch.audit }
+  #deliver(batch: EventBatch): void {
+    const context: EventContext = { owner: this.native, register: this.#register, audit: batch[2] }
     // Runs as a napi callback: nothing may throw out of it.
-    for (const raw of batch.events) {
+    for (const raw of decodeBatch(batch)) {
       try {
         if (raw.kind === 'closed') {
           this.#trackStreams(raw)

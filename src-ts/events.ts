@@ -1,4 +1,5 @@
-import type { ExternalObject, NativeCloseInfo, NativeH3Controller, NativeH3Event } from './native.js'
+import type { ExternalObject, NativeCloseInfo, NativeH3Controller } from './native.js'
+import type { RawH3Event } from './batch.js'
 import { type Header, InboundFrameStream, OutboundFrameSender, pairHeaders } from './frames.js'
 import { DatagramFlow } from './flows.js'
 
@@ -94,7 +95,7 @@ export interface EventContext {
 }
 
 /** Converts the binding's flat event into the public union. */
-export function toEvent(raw: NativeH3Event, context: EventContext): ServerH3Event | ClientH3Event | undefined {
+export function toEvent(raw: RawH3Event, context: EventContext): ServerH3Event | ClientH3Event | undefined {
   const streamId = raw.streamId ?? 0
   switch (raw.kind) {
     case 'headers': {

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto'
-import native, { type NativeH3Event, type NativeInitialConnection, type NativeQuicListener, type NativeServerH3Driver } from './native.js'
+import native, { type NativeInitialConnection, type NativeQuicListener, type NativeServerH3Driver } from './native.js'
 import { awaitNative, callNative, invalidArg } from './errors.js'
+import type { RawH3Event } from './batch.js'
 import { H3Controller } from './controller.js'
 import { type EventContext, type ServerH3Event, toEvent } from './events.js'
 import { ConnectionParams, type ServerTlsOptions, serverTlsToNative } from './params.js'
@@ -204,7 +205,7 @@ export class ServerH3Controller extends H3Controller<ServerH3Event> {
     return der ? new X509Certificate(der) : null
   }
 
-  protected route(raw: NativeH3Event, context: EventContext): ServerH3Event | undefined {
+  protected route(raw: RawH3Event, context: EventContext): ServerH3Event | undefined {
     return toEvent(raw, context) as ServerH3Event | undefined
   }
 }

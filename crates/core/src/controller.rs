@@ -18,7 +18,8 @@ use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand, QuicheConnect
 use crate::crossings;
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::stats::{connection_stats, NativeConnectionStats};
-use crate::events::{ConnectionSlot, EventCallback, PendingAudit};
+use crate::batch::PendingAudit;
+use crate::events::{ConnectionSlot, EventCallback};
 use crate::goaway::Goaway;
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::stream::{stream_closed, NativeBodyWriter, Role, UnclaimedWriters};
@@ -123,9 +124,9 @@ impl NativeH3Controller {
 
 #[napi]
 impl NativeH3Controller {
-  /// Starts delivering events, in batches, to `callback`; the last batch holds
-  /// a `closed` event. Callable once.
-  #[napi(catch_unwind, ts_args_type = "callback: (batch: NativeEventBatch) => void")]
+  /// Starts delivering events, in batches (flat, see `batch.rs`), to
+  /// `callback`; the last batch holds a `closed` event. Callable once.
+  #[napi(catch_unwind, ts_args_type = "callback: (batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]) => void")]
   pub fn on_events(&self, callback: EventCallback) -> Result<()> {
     let start = self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
     let start = start.ok_or_else(|| js_error(ErrorCode::InvalidArg, "events are already being delivered"))?;

@@ -3,24 +3,25 @@
 //! channel into a ThreadsafeFunction.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::FutureExt;
 
-use napi::bindgen_prelude::{BigInt, External};
+use napi::bindgen_prelude::BigInt;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
+
+use crate::batch::EventBatch;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, OutboundFrame, ServerH3Event};
-use tokio_quiche::http3::H3AuditStats;
 use tokio_quiche::QuicConnection;
 
 use crate::controller::StreamHandles;
 use crate::crossings;
 use crate::flow::NativeDatagramFlow;
 use crate::headers::{check_received, headers_to_js, HeaderBlock, JsHeaders};
-use crate::stats::{audit_stats, error_code as code, NativeH3AuditStats};
+use crate::stats::error_code as code;
 use crate::stream::{NativeBodyReader, NativeBodyWriter, Role};
 
 /// Why and how a connection ended, from tokio-quiche's audit stats.
@@ -68,14 +69,13 @@ pub fn close_info(conn: Option<&QuicConnection>) -> NativeCloseInfo {
   }
 }
 
-/// Every event variant in one object; `kind` says which fields are set.
-#[napi(object, object_from_js = false)]
+/// Every event variant in one struct; `kind` says which fields are set.
+/// It crosses flattened (`batch.rs`).
 #[derive(Default)]
 pub struct NativeH3Event {
-  pub kind: String,
+  pub kind: &'static str,
   pub stream_id: Option<i64>,
   /// Latin1 `name\0value\0...`, or the flat `[name, value, ...]` list when a value holds a NUL.
-  #[napi(ts_type = "string | string[]")]
   pub headers: Option<JsHeaders>,
   /// The body writer of a `newOutboundRequest`; a `headers` event's writer
   /// waits in the controller (`respond`, `claimWriter`).
@@ -102,8 +102,8 @@ pub struct NativeH3Event {
   pub close: Option<NativeCloseInfo>,
 }
 
-fn event(kind: &str) -> NativeH3Event {
-  NativeH3Event { kind: kind.to_string(), ..Default::default() }
+fn event(kind: &'static str) -> NativeH3Event {
+  NativeH3Event { kind, ..Default::default() }
 }
 
 fn headers_event(h: IncomingH3Headers, role: Role, handles: &StreamHandles) -> NativeH3Event {
@@ -190,48 +190,9 @@ pub fn server_event(ev: ServerH3Event, handles: &StreamHandles) -> NativeH3Event
   }
 }
 
-/// The `H3AuditStats` of one crossing's bodiless requests.
-pub struct AuditBatch(Vec<Arc<H3AuditStats>>);
-
-/// Audit stats of bodiless requests converted since the last crossing.
-#[derive(Default)]
-pub struct PendingAudit(Mutex<Vec<Arc<H3AuditStats>>>);
-
-impl PendingAudit {
-  /// Queues `stats` for the next crossing; returns its index there.
-  fn push(&self, stats: Arc<H3AuditStats>) -> u32 {
-    let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
-    pending.push(stats);
-    (pending.len() - 1) as u32
-  }
-
-  fn take(&self) -> Option<External<AuditBatch>> {
-    let pending = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
-    (!pending.is_empty()).then(|| External::new(AuditBatch(pending)))
-  }
-}
-
-/// One crossing: events, and the audit stats of the bodiless requests among
-/// them. A request with a body keeps its stats in its reader; one without
-/// has no reader, and one JS object per request just to hold its stats costs
-/// about as much as the rest of the request, so a crossing's share one,
-/// alive while JS holds any of them.
-#[napi(object, object_from_js = false)]
-pub struct NativeEventBatch {
-  pub events: Vec<NativeH3Event>,
-  #[napi(ts_type = "ExternalObject<'AuditBatch'>")]
-  pub audit: Option<External<AuditBatch>>,
-}
-
-/// The stats at `index` of a batch's `audit`.
-#[napi(catch_unwind)]
-pub fn audit_stats_at(#[napi(ts_arg_type = "ExternalObject<'AuditBatch'>")] batch: &External<AuditBatch>, index: u32) -> Option<NativeH3AuditStats> {
-  batch.0.get(index as usize).map(|stats| audit_stats(stats))
-}
-
 /// Hands batches of events to JS. Strong on purpose: a live connection keeps
 /// Node running, and the pump drops it when the connection ends.
-pub type EventCallback = ThreadsafeFunction<NativeEventBatch, (), NativeEventBatch, Status, false>;
+pub type EventCallback = ThreadsafeFunction<EventBatch, (), EventBatch, Status, false>;
 
 /// Filled by `start()` (server) or `connect()` (client); read when the
 /// event channel ends to report how the connection closed.
@@ -261,7 +222,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
         }
         if !events.is_empty() {
           crossings::into_js();
-          callback.call(NativeEventBatch { events, audit: handles.audit.take() }, ThreadsafeFunctionCallMode::NonBlocking);
+          callback.call(EventBatch { events, audit: handles.audit.take() }, ThreadsafeFunctionCallMode::NonBlocking);
         }
       }
     })
@@ -274,7 +235,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
       close.reason = Some("internal error: the event pump panicked".into());
     }
     let closed = NativeH3Event { close: Some(close), ..event("closed") };
-    callback.call(NativeEventBatch { events: vec![closed], audit: None }, ThreadsafeFunctionCallMode::NonBlocking);
+    callback.call(EventBatch { events: vec![closed], audit: None }, ThreadsafeFunctionCallMode::NonBlocking);
   });
 }
 

@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod address;
+mod batch;
 mod client;
 mod controller;
 mod crossings;

@@ -1,0 +1,83 @@
+// A batch of events as the binding sends it, flattened (see
+// crates/core/src/batch.rs for why and for the layout), and its decoding
+// into one plain object per event.
+import type { ExternalObject, NativeBodyReader, NativeBodyWriter, NativeCloseInfo, NativeDatagramFlow } from './native.js'
+
+/** What the event callback receives. */
+export type EventBatch = [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]
+
+/** One event from the binding; `kind` says which fields are set. */
+export interface RawH3Event {
+  kind: string
+  streamId?: number
+  readFin?: boolean
+  isInEarlyData?: boolean
+  numBytes?: number
+  fin?: boolean
+  /** GOAWAY id, or a `newFlow`'s flow id. */
+  id?: number
+  requestId?: number
+  /** Where a bodiless request's `H3AuditStats` is in the batch's `audit`. */
+  auditIndex?: number
+  /** Latin1 `name\0value\0...`, or the flat `[name, value, ...]` list when a value holds a NUL. */
+  headers?: string | string[]
+  send?: NativeBodyWriter
+  recv?: NativeBodyReader
+  flow?: NativeDatagramFlow
+  /** Raw RFC 9218 priority field value from PRIORITY_UPDATE (server only). */
+  priority?: string
+  /** Flat `[id, value, ...]` SETTINGS pairs. */
+  settings?: bigint[]
+  /** Text of a connection error or shutdown reason. */
+  error?: string
+  close?: NativeCloseInfo
+}
+
+/** By index, as in batch.rs. */
+const KINDS = [
+  'settings',
+  'headers',
+  'newFlow',
+  'resetStream',
+  'connectionError',
+  'connectionShutdown',
+  'bodyBytesReceived',
+  'streamClosed',
+  'goAway',
+  'newOutboundRequest',
+  'malformedRequest',
+  'closed',
+]
+
+/** Turns a flat batch back into events, in order. */
+export function decodeBatch([nums, refs]: EventBatch): RawH3Event[] {
+  const events: RawH3Event[] = []
+  let n = 0
+  let r = 0
+  while (n < nums.length) {
+    const kind = KINDS[nums[n++]!]!
+    const mask = nums[n++]!
+    // One object shape for every event keeps the code reading them monomorphic.
+    const raw: RawH3Event = {
+      kind,
+      streamId: mask & 1 ? nums[n++] : undefined,
+      readFin: mask & 2 ? nums[n++] === 1 : undefined,
+      isInEarlyData: mask & 4 ? nums[n++] === 1 : undefined,
+      numBytes: mask & 8 ? nums[n++] : undefined,
+      fin: mask & 16 ? nums[n++] === 1 : undefined,
+      id: mask & 32 ? nums[n++] : undefined,
+      requestId: mask & 64 ? nums[n++] : undefined,
+      auditIndex: mask & 128 ? nums[n++] : undefined,
+      headers: mask & 256 ? (refs[r++] as string | string[]) : undefined,
+      send: mask & 512 ? (refs[r++] as NativeBodyWriter) : undefined,
+      recv: mask & 1024 ? (refs[r++] as NativeBodyReader) : undefined,
+      flow: mask & 2048 ? (refs[r++] as NativeDatagramFlow) : undefined,
+      priority: mask & 4096 ? (refs[r++] as string) : undefined,
+      settings: mask & 8192 ? (refs[r++] as bigint[]) : undefined,
+      error: mask & 16384 ? (refs[r++] as string) : undefined,
+      close: mask & 32768 ? (refs[r++] as NativeCloseInfo) : undefined,
+    }
+    events.push(raw)
+  }
+  return events
+}
