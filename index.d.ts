@@ -24,6 +24,13 @@ export declare class NativeBodyReader {
    * (connection closed, or this reader was closed).
    */
   read(): Promise<NativeInboundChunk | null>
+  /**
+   * The body bytes already queued, without waiting; `null` when there are
+   * none (or a `read()` is pending, or the body has ended): then `read()`.
+   * A small body is usually here by the time JS asks, and this spares its
+   * read a promise, which costs a wake-up of the JS thread.
+   */
+  tryRead(): NativeInboundChunk | null
   /** This stream's `H3AuditStats`, now. */
   auditStats(): NativeH3AuditStats
   /**

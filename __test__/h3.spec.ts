@@ -246,7 +246,8 @@ test('close() ends the peer: its controller reports the application code and rea
   await server.close()
 })
 
-test('respond() sends headers and the whole body in one call into the binding', async (t) => {
+// Serial: bridgeCounters() is process-wide, and other tests' reads count on the runtime's threads.
+test.serial('respond() sends headers and the whole body in one call into the binding', async (t) => {
   const crossings: number[] = []
   const errors: unknown[] = []
   const server = await startServer(async (req) => {

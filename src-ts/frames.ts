@@ -437,7 +437,9 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
 
   async #read(): Promise<InboundFrame | null> {
     if (this.#ended) return null
-    const chunk = await this.#native!.read()
+    // Queued bytes come back at once; only an empty queue costs a promise.
+    const native = this.#native!
+    const chunk = native.tryRead() ?? (await native.read())
     if (chunk === null) {
       this.#ended = true
       if (this.#closedLocally) return null

@@ -339,6 +339,12 @@ async fn read_batch(rx: &mut mpsc::Receiver<InboundFrame>, cancel: &Cancellation
     frame = rx.recv() => frame?,
     _ = cancel.cancelled() => return None,
   };
+  Some(join_queued(rx, first, max))
+}
+
+/// `first`'s body bytes and whatever body frames are queued behind it, up
+/// to `max` bytes; and whether they end with FIN.
+fn join_queued(rx: &mut mpsc::Receiver<InboundFrame>, first: InboundFrame, max: usize) -> (Vec<u8>, bool) {
   let (mut data, mut fin) = match first {
     InboundFrame::Body(bytes, fin) => (Vec::from(bytes), fin),
     InboundFrame::Datagram(_) => (Vec::new(), false),
@@ -353,7 +359,7 @@ async fn read_batch(rx: &mut mpsc::Receiver<InboundFrame>, cancel: &Cancellation
       Err(_) => break,
     }
   }
-  Some((data, fin))
+  (data, fin)
 }
 
 #[napi]
@@ -395,6 +401,26 @@ impl NativeBodyReader {
       reset_code,
       stop_code,
     }))
+  }
+
+  /// The body bytes already queued, without waiting; `null` when there are
+  /// none (or a `read()` is pending, or the body has ended): then `read()`.
+  /// A small body is usually here by the time JS asks, and this spares its
+  /// read a promise, which costs a wake-up of the JS thread.
+  #[napi(catch_unwind)]
+  pub fn try_read(&self) -> Option<NativeInboundChunk> {
+    crossings::into_rust();
+    if self.cancel.is_cancelled() {
+      return None;
+    }
+    let mut guard = self.rx.try_lock().ok()?;
+    let rx = guard.as_mut()?;
+    let first = rx.try_recv().ok()?;
+    let (data, fin) = join_queued(rx, first, MAX_READ_BYTES);
+    if fin {
+      guard.take();
+    }
+    Some(NativeInboundChunk { data: data.into(), fin, reset_code: None, stop_code: None })
   }
 
   /// This stream's `H3AuditStats`, now.
