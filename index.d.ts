@@ -158,10 +158,17 @@ export declare class NativeInitialConnection {
 
 /** One listening socket and its stream of incoming connections. */
 export declare class NativeQuicListener {
-  /** The next connection that passed address validation; `null` after `close()`. */
-  accept(): Promise<NativeInitialConnection | null>
   /**
-   * Stops accepting; a pending `accept()` resolves `null`. The UDP port is
+   * Starts handing accepted connections to `callback`, one per `want()`,
+   * then `null` once the listener is closed. Callable once. One
+   * ThreadsafeFunction for the listener's life: a promise per `accept()`
+   * would cost one each (napi-rs makes one per promise), per connection.
+   */
+  onConnections(callback: (conn: NativeInitialConnection | null) => void): void
+  /** Asks for one more connection (see `onConnections`). */
+  want(): void
+  /**
+   * Stops accepting; the connection callback gets `null`. The UDP port is
    * released once the connections this listener accepted have ended.
    */
   close(): void

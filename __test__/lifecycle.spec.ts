@@ -100,3 +100,22 @@ test('an accepted connection can be refused: the client fails its handshake, and
   t.is((startErr as { code?: string }).code, 'ERR_CLOSED')
   t.regex(startErr!.message, /^connection: it was already started or closed$/)
 })
+
+test('concurrent accept() calls each get their own connection; one still pending resolves null on close()', async (t) => {
+  const id = await testIdentity()
+  const [listener] = await listen(['127.0.0.1:0'], ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath } }))
+  const accepts = [listener!.accept(), listener!.accept(), listener!.accept()]
+  const served = accepts.slice(0, 2).map(async (accepted) => {
+    const conn = (await accepted)!
+    const { driver, controller } = ServerH3Driver.new()
+    const { peerAddress } = conn.start(driver)
+    for await (const event of controller) if (event.type === 'headers') await event.send.respond([[':status', '200']], peerAddress)
+  })
+  const clients = await Promise.all([0, 1].map(() => connect(listener!.localAddress, { serverName: 'localhost', ca: id.cert })))
+  const seen = await Promise.all(clients.map(async (c) => (await (await c.request()).body.text()) === c.localAddress))
+  t.deepEqual(seen, [true, true], 'each connection was served by the accept() that got it')
+  await Promise.all(clients.map((c) => c.close()))
+  await listener!.close()
+  t.is(await accepts[2], null)
+  await Promise.all(served)
+})

@@ -53,6 +53,9 @@ export async function listen(sockets: readonly ListenSocket[], params: Connectio
 export class QuicListener implements AsyncIterable<InitialQuicConnection>, AsyncDisposable {
   readonly #native: NativeQuicListener
   readonly #controllers = new Set<ServerH3Controller>()
+  /** Pending `accept()` calls, oldest first; the binding hands over one connection per `want()`. */
+  readonly #waiting: ((conn: InitialQuicConnection | null) => void)[] = []
+  #delivering = false
   #closed = false
 
   /** @internal */
@@ -83,10 +86,24 @@ export class QuicListener implements AsyncIterable<InitialQuicConnection>, Async
   }
 
   /** The next connection that passed address validation, or `null` once closed. */
-  async accept(): Promise<InitialQuicConnection | null> {
-    if (this.#closed) return null
-    const conn = await awaitNative(this.#native.accept())
-    return conn && new InitialQuicConnection(conn, this)
+  accept(): Promise<InitialQuicConnection | null> {
+    if (this.#closed) return Promise.resolve(null)
+    if (!this.#delivering) {
+      this.#delivering = true
+      callNative(() => this.#native.onConnections((conn) => this.#arrived(conn)))
+    }
+    return new Promise((resolve) => {
+      this.#waiting.push(resolve)
+      this.#native.want()
+    })
+  }
+
+  /** A connection for the oldest `accept()`; `null` ends them all. */
+  #arrived(conn: NativeInitialConnection | null): void {
+    if (conn) return this.#waiting.shift()?.(new InitialQuicConnection(conn, this))
+    // The binding stopped accepting (closed, or its socket failed): so does this.
+    this.#closed = true
+    for (const resolve of this.#waiting.splice(0)) resolve(null)
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<InitialQuicConnection> {

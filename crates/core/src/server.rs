@@ -2,13 +2,17 @@
 //! `ServerH3Driver`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use boring::ssl::{SslRef, SslVerifyMode};
 use futures_util::StreamExt;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
 use napi_derive::napi;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
 use tokio_quiche::http3::driver::{ServerH3Driver, ServerH3Event};
 use tokio_quiche::metrics::DefaultMetrics;
 use tokio_quiche::settings::TlsCertificatePaths;
@@ -39,6 +43,9 @@ pub struct NativeQuicListener {
   reuse_port: bool,
   /// Shared by the listeners of one `listen()` call.
   identities: Option<IdentityStore>,
+  /// Connections JS asked for and has not been handed yet.
+  wanted: Arc<Semaphore>,
+  delivering: AtomicBool,
 }
 
 /// One socket `listen()` binds.
@@ -99,37 +106,46 @@ async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServe
       local_addr,
       reuse_port: socket.reuse_port,
       identities: tls.identities.clone(),
+      wanted: Arc::new(Semaphore::new(0)),
+      delivering: AtomicBool::new(false),
     })
     .collect())
 }
 
 #[napi]
 impl NativeQuicListener {
-  /// The next connection that passed address validation; `null` after `close()`.
-  #[napi]
-  pub async fn accept(&self) -> napi::Result<Option<NativeInitialConnection>> {
-    let mut guard = self.accept.lock().await;
-    loop {
-      let Some(stream) = guard.as_mut() else {
-        return Ok(None);
-      };
-      let next = tokio::select! {
-        next = stream.next() => next,
-        _ = self.cancel.cancelled() => None,
-      };
-      match next {
-        Some(Ok(conn)) => return Ok(Some(NativeInitialConnection::new(conn))),
-        // An Initial that failed to process; the listener itself is fine.
-        Some(Err(_)) => continue,
-        None => {
-          guard.take();
-          return Ok(None);
-        },
-      }
+  /// Starts handing accepted connections to `callback`, one per `want()`,
+  /// then `null` once the listener is closed. Callable once. One
+  /// ThreadsafeFunction for the listener's life: a promise per `accept()`
+  /// would cost one each (napi-rs makes one per promise), per connection.
+  #[napi(catch_unwind, ts_args_type = "callback: (conn: NativeInitialConnection | null) => void")]
+  pub fn on_connections(&self, callback: ConnectionCallback) -> Result<()> {
+    if self.delivering.swap(true, Ordering::AcqRel) {
+      return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
     }
+    let (accept, cancel, wanted) = (self.accept.clone(), self.cancel.clone(), self.wanted.clone());
+    napi::bindgen_prelude::spawn(async move {
+      loop {
+        // Pull from tokio-quiche only for a connection JS asked for.
+        tokio::select! {
+          permit = wanted.acquire() => permit.map_or((), |p| p.forget()),
+          _ = cancel.cancelled() => break,
+        };
+        let Some(conn) = next_connection(&accept, &cancel).await else { break };
+        callback.call(Some(conn), ThreadsafeFunctionCallMode::NonBlocking);
+      }
+      callback.call(None, ThreadsafeFunctionCallMode::NonBlocking);
+    });
+    Ok(())
   }
 
-  /// Stops accepting; a pending `accept()` resolves `null`. The UDP port is
+  /// Asks for one more connection (see `onConnections`).
+  #[napi(catch_unwind)]
+  pub fn want(&self) {
+    self.wanted.add_permits(1);
+  }
+
+  /// Stops accepting; the connection callback gets `null`. The UDP port is
   /// released once the connections this listener accepted have ended.
   #[napi(catch_unwind)]
   pub fn close(&self) {
@@ -176,6 +192,33 @@ async fn wake_listener(addr: SocketAddr, reuse_port: bool) {
   for _ in 0..if reuse_port { 32 } else { 1 } {
     if let Ok(socket) = UdpSocket::bind(any_port_for(&target)).await {
       let _ = socket.send_to(&[0], target).await;
+    }
+  }
+}
+
+/// Hands accepted connections to JS; strong, like a listening socket.
+pub type ConnectionCallback =
+  ThreadsafeFunction<Option<NativeInitialConnection>, (), Option<NativeInitialConnection>, Status, false>;
+
+/// The next connection that passed address validation; `None` once the
+/// listener is closed.
+async fn next_connection(
+  accept: &tokio::sync::Mutex<Option<QuicConnectionStream<DefaultMetrics>>>, cancel: &CancellationToken,
+) -> Option<NativeInitialConnection> {
+  let mut guard = accept.lock().await;
+  loop {
+    let next = tokio::select! {
+      next = guard.as_mut()?.next() => next,
+      _ = cancel.cancelled() => None,
+    };
+    match next {
+      Some(Ok(conn)) => return Some(NativeInitialConnection::new(conn)),
+      // An Initial that failed to process; the listener itself is fine.
+      Some(Err(_)) => continue,
+      None => {
+        guard.take();
+        return None;
+      },
     }
   }
 }
