@@ -46,6 +46,8 @@ export async function startServer(
     tls?: Omit<ServerTlsOptions, 'cert' | 'privateKey'>
     /** Sees every server event, requests included. */
     onEvent?: (event: ServerH3Event) => void
+    /** Start connections with `listener.startH3()` instead of `accept()` + `start()`. */
+    startH3?: boolean
   } = {},
 ): Promise<TestServer> {
   const id = options.identity ?? (await testIdentity())
@@ -53,21 +55,26 @@ export async function startServer(
     ['127.0.0.1:0'],
     ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath, ...options.tls }, ...(options.settings ? { settings: options.settings } : {}) }),
   )
+  const serveConnection = async (controller: ServerH3Controller) => {
+    for await (const event of controller) {
+      options.onEvent?.(event)
+      if (event.type === 'headers') {
+        Promise.resolve(handler(event, controller)).catch((err) => {
+          event.send.close()
+          console.error('handler failed', err)
+        })
+      }
+    }
+  }
   const accepting = (async () => {
+    if (options.startH3) {
+      for await (const controller of listener!.startH3(options.http3)) void serveConnection(controller)
+      return
+    }
     for await (const conn of listener!) {
       const { driver, controller } = ServerH3Driver.new(options.http3)
       conn.start(driver)
-      void (async () => {
-        for await (const event of controller) {
-          options.onEvent?.(event)
-          if (event.type === 'headers') {
-            Promise.resolve(handler(event, controller)).catch((err) => {
-              event.send.close()
-              console.error('handler failed', err)
-            })
-          }
-        }
-      })()
+      void serveConnection(controller)
     }
   })()
   return {

@@ -19,9 +19,9 @@ function run(script: string, args: string[] = []): Promise<{ code: number | null
   })
 }
 
-for (const mode of ['client-first', 'server-first']) {
-  test(`server + client + one request, closed ${mode}: the process exits by itself within 5 s`, async (t) => {
-    const { code, stdout, ms } = await run('one-request.ts', [mode])
+for (const [mode, start] of [['client-first', 'accept'], ['server-first', 'accept'], ['client-first', 'startH3'], ['server-first', 'startH3']] as const) {
+  test(`server (${start}) + client + one request, closed ${mode}: the process exits by itself within 5 s`, async (t) => {
+    const { code, stdout, ms } = await run('one-request.ts', [mode, start])
     t.is(code, 0, `exit code (killed after 5 s if it hung); stdout:\n${stdout}`)
     t.regex(stdout, /^body ok$/m)
     t.regex(stdout, /^events iterator done true$/m)
@@ -118,4 +118,25 @@ test('concurrent accept() calls each get their own connection; one still pending
   await listener!.close()
   t.is(await accepts[2], null)
   await Promise.all(served)
+})
+
+test('startH3(): every connection is started and served; the iteration ends when the listener closes; accept() cannot be mixed in', async (t) => {
+  const served: string[] = []
+  const server = await startServer(async (req, controller) => {
+    served.push(controller.peerAddress!)
+    await req.send.respond([[':status', '200']], controller.peerAddress!)
+  }, { startH3: true })
+  const clients = await Promise.all([0, 1, 2].map(() => connect(server.address, { serverName: 'localhost', ca: server.identity.cert })))
+  const bodies = await Promise.all(clients.map(async (c) => (await c.request()).body.text()))
+  t.deepEqual(bodies, clients.map((c) => c.localAddress), "each client got its own connection's answer")
+  t.is(new Set(served).size, 3)
+  const again = t.throws(() => server.listener.startH3())
+  t.is((again as { code?: string }).code, 'ERR_INVALID_ARG')
+  t.regex(again!.message, /^startH3: this listener's connections already go to startH3\(\)$/)
+  const mixed = await t.throwsAsync(server.listener.accept())
+  t.regex(mixed!.message, /^accept: this listener's connections already go to startH3\(\)$/)
+  await Promise.all(clients.map((c) => c.close()))
+  await server.close()
+  const after = await server.listener.startH3().next()
+  t.true(after.done, 'a closed listener yields nothing')
 })

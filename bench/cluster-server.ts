@@ -5,7 +5,7 @@
 //   tsx bench/cluster-server.ts ADDR CERT KEY WORKERS
 //   tsx bench/cluster-server.ts probe CERT KEY      prints "reusePort yes" or "reusePort no: <why>"
 import cluster from 'node:cluster'
-import { ConnectionParams, type ListenSocket, ServerH3Driver, listen } from 'tokio-quiche'
+import { ConnectionParams, type ListenSocket, listen } from 'tokio-quiche'
 import { answerStats } from './routes'
 import { serveConnection } from './server'
 
@@ -52,11 +52,7 @@ async function worker(): Promise<void> {
   process.send!({ listening: listener!.localAddress })
   // Workers end with the primary.
   process.on('disconnect', () => process.exit(0))
-  for await (const conn of listener!) {
-    const { driver, controller } = ServerH3Driver.new()
-    conn.start(driver)
-    void serveConnection(controller)
-  }
+  for await (const controller of listener!.startH3()) void serveConnection(controller)
 }
 
 ;(cluster.isPrimary ? primary() : worker()).catch((err) => {

@@ -163,7 +163,7 @@ ${session.runs} runs of ${session.duration} s per scenario and subject, subjects
 process per run. Release builds. Medians over the runs, spread = min–max.
 
 Subjects: N = a native Rust tokio-quiche server (\`tq-bench server\`); P = this package through the
-controller API (bench/server.ts); S = this package through \`serve()\`; H2 = Node's \`http2.createSecureServer\`
+controller API (bench/server.ts, connections started with \`listener.startH3()\`); S = this package through \`serve()\`; H2 = Node's \`http2.createSecureServer\`
 and H1 = Node's \`https.createServer\` (bench/node-servers.ts, TLS 1.3, same certificate); C1/C2 = P in 1 or
 2 \`node:cluster\` workers on one SO_REUSEPORT port (\`--cluster\`). All serve the same routes (bench/routes.ts).
 

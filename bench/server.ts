@@ -1,7 +1,8 @@
-// Subjects P and S: our package's server through the controller API (P) or
+// Subjects P and S: our package's server through the controller API (P,
+// connections started by listener.startH3()) or
 // through serve() (S), serving bench/routes.ts as crates/bench (subject N) does.
 //   tsx bench/server.ts ADDR CERT KEY [controller|serve]
-import { ConnectionParams, type ServerH3Controller, ServerH3Driver, bridgeCounters, listen, serve } from 'tokio-quiche'
+import { ConnectionParams, type ServerH3Controller, bridgeCounters, listen, serve } from 'tokio-quiche'
 import { answerStats, bodyChunks, countUpload, responseSize } from './routes'
 
 /** Serves one connection's requests (also used by cluster workers, bench/cluster-server.ts). */
@@ -55,11 +56,7 @@ async function main(): Promise<void> {
   const [listener] = await listen([addr], ConnectionParams.newServer({ tls: { cert: cert!, privateKey: key! } }))
   console.log(`listening ${listener!.localAddress}`)
   process.once('SIGTERM', () => void listener!.close())
-  for await (const conn of listener!) {
-    const { driver, controller } = ServerH3Driver.new()
-    conn.start(driver)
-    void serveConnection(controller)
-  }
+  for await (const controller of listener!.startH3()) void serveConnection(controller)
 }
 
 if (require.main === module) {

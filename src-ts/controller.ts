@@ -50,10 +50,14 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   readonly closed: Promise<CloseInfo>
 
   /** @internal */
-  constructor(native: NativeH3Controller) {
+  /**
+   * @internal With `ownEvents` false, the events come through `deliver()`
+   * from whoever started the connection (`QuicListener.startH3()`).
+   */
+  constructor(native: NativeH3Controller, ownEvents = true) {
     this.native = native
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve))
-    native.onEvents((batch) => this.#deliver(batch))
+    if (ownEvents) native.onEvents((batch) => this.deliver(batch))
   }
 
   /** Turns one binding event into the public event (see `toEvent`), or consumes it (undefined). */
@@ -102,7 +106,8 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   /** Called once when the connection has ended. */
   protected onClosed(_info: CloseInfo): void {}
 
-  #deliver(batch: EventBatch): void {
+  /** @internal Takes one batch of this connection's events. */
+  deliver(batch: EventBatch): void {
     const context: EventContext = { owner: this.native, register: this.#register, audit: batch[2] }
     // Runs as a napi callback: nothing may throw out of it.
     for (const raw of decodeBatch(batch)) {

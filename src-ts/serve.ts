@@ -2,7 +2,7 @@ import { invalidArg } from './errors.js'
 import type { IncomingHeadersEvent, ServerH3Event } from './events.js'
 import type { Header, InboundFrameStream, OutboundFrameSender } from './frames.js'
 import { ConnectionParams, type ServerTlsOptions } from './params.js'
-import { type ListenSocket, type QuicListener, ServerH3Driver, listen } from './server.js'
+import { type ListenSocket, type QuicListener, listen } from './server.js'
 import type { Http3SettingsInit, QuicSettings } from './settings.js'
 
 /** What a {@link serve} handler learns besides the request. */
@@ -164,7 +164,7 @@ async function handle(event: Extract<ServerH3Event, { type: 'headers' }>, info: 
 
 /**
  * An HTTP/3 server with a fetch-style handler, on top of `listen()` and
- * `ServerH3Driver`: each request becomes a WHATWG `Request` (its body a
+ * `QuicListener.startH3()`: each request becomes a WHATWG `Request` (its body a
  * pull-based `ReadableStream`), and the returned `Response` is streamed back.
  */
 export async function serve(options: ServeOptions, handler: FetchHandler): Promise<Server> {
@@ -175,13 +175,12 @@ export async function serve(options: ServeOptions, handler: FetchHandler): Promi
   const onError = options.onError ?? ((err: unknown) => console.error('tokio-quiche serve(): handler failed:', err))
 
   const finished = (async () => {
-    for await (const conn of listener) {
-      const { driver, controller } = ServerH3Driver.new(options.http3)
-      const { peerAddress } = conn.start(driver)
+    for await (const controller of listener.startH3(options.http3)) {
+      const remoteAddress = controller.peerAddress ?? ''
       void (async () => {
         for await (const event of controller) {
           if (event.type !== 'headers') continue
-          void handle(event, { remoteAddress: peerAddress, streamId: event.streamId, isInEarlyData: event.isInEarlyData }, handler, onError)
+          void handle(event, { remoteAddress, streamId: event.streamId, isInEarlyData: event.isInEarlyData }, handler, onError)
         }
       })()
     }

@@ -19,7 +19,7 @@ use crate::crossings;
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::stats::{connection_stats, NativeConnectionStats};
 use crate::batch::PendingAudit;
-use crate::events::{ConnectionSlot, EventCallback};
+use crate::events::{to_callback, ConnectionSlot, Deliver, EventCallback};
 use crate::goaway::Goaway;
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::stream::{stream_closed, NativeBodyWriter, Role, UnclaimedWriters};
@@ -59,7 +59,7 @@ impl StreamHandles {
 }
 
 /// Starts the event pump once JS hands over its callback.
-pub type EventStarter = Box<dyn FnOnce(EventCallback) + Send>;
+pub type EventStarter = Box<dyn FnOnce(Deliver) + Send>;
 
 /// Body writers of client requests, waiting for their `NewOutboundRequest` event.
 pub type PendingWriters = Arc<Mutex<HashMap<u64, oneshot::Receiver<OutboundFrameSender>>>>;
@@ -100,6 +100,11 @@ impl NativeH3Controller {
     Self { commands, writers, goaway, events: Mutex::new(Some(events)), slot, requests, peer_cert }
   }
 
+  /// What starts the event pump, until something has.
+  pub fn take_event_starter(&self) -> Option<EventStarter> {
+    self.events.lock().unwrap_or_else(|p| p.into_inner()).take()
+  }
+
   /// Runs `f` on the quiche connection inside the driver
   /// (`QuicCommand::Custom`); `None` once the driver is gone.
   async fn with_connection<T: Send + 'static>(&self, f: impl FnOnce(&mut QuicheConnection) -> T + Send + 'static) -> Option<T> {
@@ -128,9 +133,9 @@ impl NativeH3Controller {
   /// `callback`; the last batch holds a `closed` event. Callable once.
   #[napi(catch_unwind, ts_args_type = "callback: (batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]) => void")]
   pub fn on_events(&self, callback: EventCallback) -> Result<()> {
-    let start = self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let start = self.take_event_starter();
     let start = start.ok_or_else(|| js_error(ErrorCode::InvalidArg, "events are already being delivered"))?;
-    start(callback);
+    start(to_callback(callback));
     Ok(())
   }
 

@@ -195,6 +195,17 @@ pub fn server_event(ev: ServerH3Event, handles: &StreamHandles) -> NativeH3Event
 /// Node running, and the pump drops it when the connection ends.
 pub type EventCallback = ThreadsafeFunction<EventBatch, (), EventBatch, Status, false>;
 
+/// Where a pump hands its batches: a controller's own callback, or its
+/// listener's (`NativeQuicListener.startH3`).
+pub type Deliver = Box<dyn FnMut(EventBatch) + Send>;
+
+/// Delivers to a controller's own callback.
+pub fn to_callback(callback: EventCallback) -> Deliver {
+  Box::new(move |batch| {
+    callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+  })
+}
+
 /// Filled by `start()` (server) or `connect()` (client); read when the
 /// event channel ends to report how the connection closed.
 pub type ConnectionSlot = Arc<OnceLock<QuicConnection>>;
@@ -220,13 +231,13 @@ fn can_wait(ev: &NativeH3Event) -> bool {
 /// (body bytes travel on the bounded per-stream channels), so batching them
 /// is safe.
 pub fn spawn_event_pump<E: Send + 'static>(
-  mut rx: UnboundedReceiver<E>, callback: EventCallback, slot: ConnectionSlot, handles: StreamHandles,
+  mut rx: UnboundedReceiver<E>, mut deliver: Deliver, slot: ConnectionSlot, handles: StreamHandles,
   mut convert: impl FnMut(E) -> Option<NativeH3Event> + Send + 'static,
 ) {
   napi::bindgen_prelude::spawn(async move {
-    let send = |events: Vec<NativeH3Event>| {
+    let mut send = |events: Vec<NativeH3Event>| {
       crossings::into_js();
-      callback.call(EventBatch { events, audit: handles.audit.take() }, ThreadsafeFunctionCallMode::NonBlocking);
+      deliver(EventBatch { events, audit: handles.audit.take() });
     };
     // Returns the events still held when the channel ends.
     let drained = AssertUnwindSafe(async {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use boring::ssl::{SslRef, SslVerifyMode};
 use futures_util::StreamExt;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::Status;
+use napi::bindgen_prelude::ToNapiValue;
+use napi::{sys, Status};
 use napi_derive::napi;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::address::{any_port_for, resolve};
 use crate::controller::{NativeH3Controller, PeerCertSlot, StreamHandles};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
+use crate::batch::EventBatch;
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot};
 use crate::goaway::{reject, Goaway};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
@@ -132,7 +134,44 @@ impl NativeQuicListener {
           _ = cancel.cancelled() => break,
         };
         let Some(conn) = next_connection(&accept, &cancel).await else { break };
-        callback.call(Some(conn), ThreadsafeFunctionCallMode::NonBlocking);
+        callback.call(Some(NativeInitialConnection::new(conn)), ThreadsafeFunctionCallMode::NonBlocking);
+      }
+      callback.call(None, ThreadsafeFunctionCallMode::NonBlocking);
+    });
+    Ok(())
+  }
+
+  /// Starts every connection this listener accepts with a `ServerH3Driver`
+  /// (`settings`) at once, without asking JS, and hands JS each one's
+  /// controller together with its first events, then its later events, all
+  /// through `callback`; `null` once the listener is closed. One
+  /// ThreadsafeFunction for the listener and all its connections, and no
+  /// wake-up of the JS thread just to accept one. Callable once, instead of
+  /// `onConnections`.
+  #[napi(
+    catch_unwind,
+    ts_args_type = "settings: NativeHttp3Settings | undefined | null, callback: (delivery: [id: number, controller: NativeH3Controller | undefined, batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]] | null) => void"
+  )]
+  pub fn start_h3(&self, settings: Option<NativeHttp3Settings>, callback: ConnectionEventsCallback) -> Result<()> {
+    if self.delivering.swap(true, Ordering::AcqRel) {
+      return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
+    }
+    let (accept, cancel) = (self.accept.clone(), self.cancel.clone());
+    let settings = settings.unwrap_or_default();
+    let callback = Arc::new(callback);
+    napi::bindgen_prelude::spawn(async move {
+      let mut id = 0u32;
+      while let Some(conn) = next_connection(&accept, &cancel).await {
+        let NativeServerDriverPair { driver, controller } = driver_pair(&settings);
+        if start_connection(conn, &driver).is_err() {
+          continue;
+        }
+        let Some(start_events) = controller.take_event_starter() else { continue };
+        let (sink, mut announce) = (callback.clone(), Some(controller));
+        start_events(Box::new(move |batch| {
+          sink.call(Some(ConnectionEvents { id, controller: announce.take(), batch }), ThreadsafeFunctionCallMode::NonBlocking);
+        }));
+        id = id.wrapping_add(1);
       }
       callback.call(None, ThreadsafeFunctionCallMode::NonBlocking);
     });
@@ -200,11 +239,31 @@ async fn wake_listener(addr: SocketAddr, reuse_port: bool) {
 pub type ConnectionCallback =
   ThreadsafeFunction<Option<NativeInitialConnection>, (), Option<NativeInitialConnection>, Status, false>;
 
+/// One batch of one connection's events for `startH3`'s callback; the
+/// connection's first also carries its controller.
+pub struct ConnectionEvents {
+  id: u32,
+  controller: Option<NativeH3Controller>,
+  batch: EventBatch,
+}
+
+impl ToNapiValue for ConnectionEvents {
+  unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+    // SAFETY: ToNapiValue's contract is that `env` is live.
+    unsafe { <(u32, Option<NativeH3Controller>, EventBatch)>::to_napi_value(env, (val.id, val.controller, val.batch)) }
+  }
+}
+
+/// `startH3`'s callback: strong, like a listening socket; each connection's
+/// event pump holds it until the connection ends.
+pub type ConnectionEventsCallback =
+  ThreadsafeFunction<Option<ConnectionEvents>, (), Option<ConnectionEvents>, Status, false>;
+
 /// The next connection that passed address validation; `None` once the
 /// listener is closed.
 async fn next_connection(
   accept: &tokio::sync::Mutex<Option<QuicConnectionStream<DefaultMetrics>>>, cancel: &CancellationToken,
-) -> Option<NativeInitialConnection> {
+) -> Option<InitialQuicConnection<UdpSocket, DefaultMetrics>> {
   let mut guard = accept.lock().await;
   loop {
     let next = tokio::select! {
@@ -212,7 +271,7 @@ async fn next_connection(
       _ = cancel.cancelled() => None,
     };
     match next {
-      Some(Ok(conn)) => return Some(NativeInitialConnection::new(conn)),
+      Some(Ok(conn)) => return Some(conn),
       // An Initial that failed to process; the listener itself is fine.
       Some(Err(_)) => continue,
       None => {
@@ -261,14 +320,17 @@ impl NativeInitialConnection {
   pub fn start(&self, driver: &NativeServerH3Driver) -> Result<()> {
     let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
     let conn = conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: it was already started or closed"))?;
-    let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
-    let mut conn = conn;
-    record_client_certificate(conn.ssl_mut(), driver.peer_cert.clone());
-    let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(h3));
-    let _ = driver.slot.set(started);
-    Ok(())
+    start_connection(conn, driver)
   }
+}
+
+fn start_connection(mut conn: InitialQuicConnection<UdpSocket, DefaultMetrics>, driver: &NativeServerH3Driver) -> Result<()> {
+  let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+  let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
+  record_client_certificate(conn.ssl_mut(), driver.peer_cert.clone());
+  let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(h3));
+  let _ = driver.slot.set(started);
+  Ok(())
 }
 
 /// With mutual TLS on, keeps the client's leaf certificate once BoringSSL
@@ -306,7 +368,11 @@ pub struct NativeServerDriverPair {
 /// `ServerH3Driver::new(settings)`.
 #[napi(catch_unwind)]
 pub fn new_server_h3_driver(settings: Option<NativeHttp3Settings>) -> NativeServerDriverPair {
-  let (driver, mut controller) = ServerH3Driver::new(http3_settings(&settings.unwrap_or_default()));
+  driver_pair(&settings.unwrap_or_default())
+}
+
+fn driver_pair(settings: &NativeHttp3Settings) -> NativeServerDriverPair {
+  let (driver, mut controller) = ServerH3Driver::new(http3_settings(settings));
   let slot: ConnectionSlot = Arc::new(OnceLock::new());
   let events = controller.take_event_receiver();
   let pump_slot = slot.clone();
