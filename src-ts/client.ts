@@ -231,13 +231,8 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     const requestId = this.#nextHelperId--
     const { method = 'GET', path = '/', authority = this.#authority, scheme = 'https', body, signal } = init
     if (signal?.aborted) return Promise.reject(signal.reason)
-    const headers: [string, string][] = [
-      [':method', method],
-      [':scheme', scheme],
-      [':authority', authority],
-      [':path', path],
-    ]
-    const flat = [...headers.flat(), ...(init.headers ? flattenHeaders(init.headers, 'init.headers') : [])]
+    const flat = [':method', method, ':scheme', scheme, ':authority', authority, ':path', path]
+    if (init.headers) flat.push(...flattenHeaders(init.headers, 'init.headers'))
     return new Promise<ClientResponse>((resolve, reject) => {
       const pending: PendingRequest = { resolve, reject, ...(body === undefined ? {} : { body }) }
       signal?.addEventListener('abort', () => this.#cancel(pending, signal.reason), { once: true })

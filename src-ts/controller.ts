@@ -2,7 +2,7 @@ import type { NativeConnectionStats, NativeH3Controller } from './native.js'
 import { type EventBatch, type RawH3Event, decodeBatch } from './batch.js'
 import { TokioQuicheError, awaitNative, callNative, fromNative, invalidArg } from './errors.js'
 import { AsyncQueue, type CloseInfo, type EventContext, type StreamRegistry, closeInfo } from './events.js'
-import type { InboundFrameStream, OutboundFrameSender } from './frames.js'
+import { InboundFrameStream, type OutboundFrameSender } from './frames.js'
 
 /** H3_NO_ERROR (RFC 9114 §8.1). */
 export const H3_NO_ERROR = 0x100
@@ -40,7 +40,7 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   protected readonly native: NativeH3Controller
   readonly #events = new AsyncQueue<E>()
   /** Live streams' objects, whose signals abort when the stream or the connection goes. */
-  readonly #streams = new Map<number, { sends: OutboundFrameSender[]; recvs: InboundFrameStream[] }>()
+  readonly #streams = new Map<number, (OutboundFrameSender | InboundFrameStream)[]>()
   #closeInfo: CloseInfo | undefined
   #resolveClosed!: (info: CloseInfo) => void
 
@@ -73,18 +73,18 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
   }
 
   /** Part of the context `route` passes to `toEvent`. */
-  readonly #register: StreamRegistry = (streamId, { send, recv }) => {
-    let entry = this.#streams.get(streamId)
-    if (!entry) this.#streams.set(streamId, (entry = { sends: [], recvs: [] }))
-    if (send) entry.sends.push(send)
-    if (recv) entry.recvs.push(recv)
+  readonly #register: StreamRegistry = (streamId, send, recv) => {
+    const entry = this.#streams.get(streamId)
+    if (entry) entry.push(...(recv ? [send, recv] : [send]))
+    else this.#streams.set(streamId, recv ? [send, recv] : [send])
   }
 
   /** Aborts the signals of one stream's readers and/or writers that have not ended normally. */
   #abortStream(streamId: number, which: { recvs?: boolean; sends?: boolean }, reason: Error): void {
-    const entry = this.#streams.get(streamId)
-    if (which.recvs) for (const recv of entry?.recvs ?? []) if (!recv.finished) recv.abort(reason)
-    if (which.sends) for (const send of entry?.sends ?? []) if (!send.finished) send.abort(reason)
+    for (const object of this.#streams.get(streamId) ?? []) {
+      const wanted = object instanceof InboundFrameStream ? which.recvs : which.sends
+      if (wanted && !object.finished) object.abort(reason)
+    }
   }
 
   /** Keeps stream signals in step with the events that end streams. */

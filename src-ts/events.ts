@@ -83,7 +83,7 @@ function pairs(flat: readonly bigint[]): [bigint, bigint][] {
 }
 
 /** Told about the stream objects `toEvent` creates, so their signals can be aborted. */
-export type StreamRegistry = (streamId: number, objects: { send?: OutboundFrameSender; recv?: InboundFrameStream }) => void
+export type StreamRegistry = (streamId: number, send: OutboundFrameSender, recv?: InboundFrameStream) => void
 
 /** What `toEvent` needs besides the event. */
 export interface EventContext {
@@ -110,12 +110,12 @@ export function toEvent(raw: RawH3Event, context: EventContext): ServerH3Event |
       if (raw.isInEarlyData !== undefined) event.isInEarlyData = raw.isInEarlyData
       if (raw.priority !== undefined) event.priority = raw.priority
       // With FIN on the HEADERS there is no body whose end could fail.
-      context.register(streamId, event.readFin ? { send: event.send } : { send: event.send, recv: event.recv })
+      context.register(streamId, event.send, event.readFin ? undefined : event.recv)
       return event as ServerH3Event
     }
     case 'newOutboundRequest': {
       const bodyWriter = raw.send ? OutboundFrameSender.of(raw.send) : undefined
-      if (bodyWriter) context.register(streamId, { send: bodyWriter })
+      if (bodyWriter) context.register(streamId, bodyWriter)
       return { type: 'newOutboundRequest', streamId, requestId: raw.requestId ?? 0, ...(bodyWriter ? { bodyWriter } : {}) }
     }
     case 'settings':

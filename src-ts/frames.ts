@@ -144,7 +144,8 @@ export class OutboundFrameSender implements AsyncDisposable {
   #native: NativeBodyWriter | null
   /** Until the writer is claimed: the controller holding it, which can also respond on it directly. */
   #owner: NativeH3Controller | null
-  readonly #abort = new LazyAbort()
+  /** Made on first use: most streams never abort or need a signal. */
+  #abort: LazyAbort | undefined
   /** The last send still in flight (settled either way), or null when idle. */
   #busy: Promise<void> | null = null
   #finished = false
@@ -204,17 +205,17 @@ export class OutboundFrameSender implements AsyncDisposable {
    * `signal.reason` says which. A normal end (FIN) does not abort it.
    */
   get signal(): AbortSignal {
-    return this.#abort.signal
+    return (this.#abort ??= new LazyAbort()).signal
   }
 
   /** @internal Calls `listener` once on abort, without making a signal (cheaper per request). */
   onAbort(listener: (reason: Error) => void): void {
-    this.#abort.onAbort(listener)
+    ;(this.#abort ??= new LazyAbort()).onAbort(listener)
   }
 
   /** @internal */
   abort(reason: Error): void {
-    this.#abort.abort(reason)
+    ;(this.#abort ??= new LazyAbort()).abort(reason)
   }
 
   /** Sends one frame; resolves when the driver has room for it. */
@@ -373,7 +374,8 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
   /** Without a reader, the stream's `H3AuditStats` are in its crossing's batch, at `#auditIndex`. */
   readonly #auditBatch: ExternalObject<'AuditBatch'> | undefined
   readonly #auditIndex: number
-  readonly #abort = new LazyAbort()
+  /** Made on first use: most streams never abort or need a signal. */
+  #abort: LazyAbort | undefined
   #ended: boolean
   #closedLocally = false
   #tail: Promise<unknown> = RESOLVED
@@ -411,17 +413,17 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
    * `signal.reason` says which. The peer's FIN or a local `close()` does not.
    */
   get signal(): AbortSignal {
-    return this.#abort.signal
+    return (this.#abort ??= new LazyAbort()).signal
   }
 
   /** @internal Calls `listener` once on abort, without making a signal (cheaper per request). */
   onAbort(listener: (reason: Error) => void): void {
-    this.#abort.onAbort(listener)
+    ;(this.#abort ??= new LazyAbort()).onAbort(listener)
   }
 
   /** @internal */
   abort(reason: Error): void {
-    this.#abort.abort(reason)
+    ;(this.#abort ??= new LazyAbort()).abort(reason)
   }
 
   /**
@@ -477,14 +479,19 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
 
   /** The body's bytes, chunk by chunk (empty chunks skipped). */
   async *chunks(): AsyncIterableIterator<Buffer> {
-    for await (const frame of this) if (frame.data.length > 0) yield frame.data
+    // Not layered on the frame iterator: a generator per layer costs each chunk its promises.
+    try {
+      for (let frame = await this.recv(); frame; frame = await this.recv()) if (frame.data.length > 0) yield frame.data
+    } finally {
+      if (!this.#ended) this.close()
+    }
   }
 
   /** Reads the whole body. */
   async bytes(): Promise<Buffer> {
     const parts: Buffer[] = []
-    for await (const chunk of this.chunks()) parts.push(chunk)
-    return Buffer.concat(parts)
+    for (let frame = await this.recv(); frame; frame = await this.recv()) if (frame.data.length > 0) parts.push(frame.data)
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
   }
 
   /** Reads the whole body as UTF-8. */

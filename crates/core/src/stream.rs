@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8Array};
+use napi::bindgen_prelude::{Buffer, PromiseRaw, ToNapiValue, Uint8Array};
+use napi::{check_status, sys};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::mpsc::error::TrySendError;
@@ -299,10 +300,35 @@ const REQUEST_CANCELLED: u64 = 0x10c;
 /// The largest chunk one `read()` hands to JS after joining queued frames.
 const MAX_READ_BYTES: usize = 256 * 1024;
 
+/// Chunks up to this size reach JS as a copy; larger ones as an external
+/// buffer over the Rust bytes. An external buffer saves the copy but costs a
+/// finalizer (run at garbage collection, on the JS thread), which for a
+/// small chunk costs more than copying it.
+const COPY_UP_TO: usize = 16 * 1024;
+
+/// Body bytes on their way to JS as a `Buffer`.
+pub struct BodyBytes(Vec<u8>);
+
+impl ToNapiValue for BodyBytes {
+  unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+    if val.0.is_empty() || val.0.len() > COPY_UP_TO {
+      // SAFETY: ToNapiValue's contract is that `env` is live.
+      return unsafe { Buffer::to_napi_value(env, val.0.into()) };
+    }
+    let mut out = std::ptr::null_mut();
+    // SAFETY: `env` is live; napi copies the bytes before this returns.
+    check_status!(unsafe {
+      sys::napi_create_buffer_copy(env, val.0.len(), val.0.as_ptr().cast(), std::ptr::null_mut(), &mut out)
+    })?;
+    Ok(out)
+  }
+}
+
 /// One `read()` result.
 #[napi(object, object_from_js = false)]
 pub struct NativeInboundChunk {
-  pub data: Buffer,
+  #[napi(ts_type = "Buffer")]
+  pub data: BodyBytes,
   /// The peer finished the body; no more reads.
   pub fin: bool,
   /// The peer reset the stream with this HTTP/3 error code; no more reads.
@@ -383,7 +409,7 @@ impl NativeBodyReader {
       if fin {
         guard.take();
       }
-      return Ok(Some(NativeInboundChunk { data: data.into(), fin, reset_code: None, stop_code: None }));
+      return Ok(Some(NativeInboundChunk { data: BodyBytes(data), fin, reset_code: None, stop_code: None }));
     }
     guard.take();
     if self.cancel.is_cancelled() {
@@ -396,7 +422,7 @@ impl NativeBodyReader {
     // `Implicit` is what the driver records for streams open when it shuts down.
     let fin = matches!(self.stats.recvd_stream_fin(), tokio_quiche::datagram_socket::StreamClosureKind::Explicit);
     Ok((reset_code.is_some() || stop_code.is_some() || fin).then(|| NativeInboundChunk {
-      data: Vec::new().into(),
+      data: BodyBytes(Vec::new()),
       fin: fin && reset_code.is_none() && stop_code.is_none(),
       reset_code,
       stop_code,
@@ -420,7 +446,7 @@ impl NativeBodyReader {
     if fin {
       guard.take();
     }
-    Some(NativeInboundChunk { data: data.into(), fin, reset_code: None, stop_code: None })
+    Some(NativeInboundChunk { data: BodyBytes(data), fin, reset_code: None, stop_code: None })
   }
 
   /// This stream's `H3AuditStats`, now.
