@@ -106,7 +106,9 @@ export class QuicListener implements AsyncIterable<InitialQuicConnection>, Async
    * `start()` done inside the binding, so a connection's handshake starts
    * without waiting for JS, and JS hears of the connection together with
    * its first events (one wake-up of the JS thread less per connection).
-   * Use it instead of `accept()`, not with it. Ends when the listener closes.
+   * Every connection is started as it arrives: JS does not pace them as it
+   * does with `accept()` (tokio-quiche's limits still apply). Use it instead
+   * of `accept()`, not with it. Ends when the listener closes.
    */
   startH3(settings?: Http3Settings | Http3SettingsInit): AsyncIterableIterator<ServerH3Controller> {
     const controllers = new AsyncQueue<ServerH3Controller>()
