@@ -126,6 +126,26 @@ class LazyAbort {
   }
 }
 
+/** What both stream classes share: their abort state, made on first use (most streams never abort or need a signal). */
+abstract class Abortable {
+  #abort: LazyAbort | undefined
+
+  /** @internal */
+  protected get aborter(): LazyAbort {
+    return (this.#abort ??= new LazyAbort())
+  }
+
+  /** @internal Calls `listener` once on abort, without making a signal (cheaper per request). */
+  onAbort(listener: (reason: Error) => void): void {
+    this.aborter.onAbort(listener)
+  }
+
+  /** @internal */
+  abort(reason: Error): void {
+    this.aborter.abort(reason)
+  }
+}
+
 const closedError = (streamId: number) =>
   new TokioQuicheError(
     'ERR_STREAM_CLOSED',
@@ -138,19 +158,18 @@ const closedError = (streamId: number) =>
  * Sends are applied in call order. End the stream with a `fin` body or
  * trailers; closing it earlier resets it (H3_REQUEST_CANCELLED, 0x10c).
  */
-export class OutboundFrameSender implements AsyncDisposable {
+export class OutboundFrameSender extends Abortable implements AsyncDisposable {
   readonly #streamId: number
   /** The binding's writer once claimed; null before that, or once the stream is gone. */
   #native: NativeBodyWriter | null
   /** Until the writer is claimed: the controller holding it, which can also respond on it directly. */
   #owner: NativeH3Controller | null
-  /** Made on first use: most streams never abort or need a signal. */
-  #abort: LazyAbort | undefined
   /** The last send still in flight (settled either way), or null when idle. */
   #busy: Promise<void> | null = null
   #finished = false
 
   private constructor(streamId: number, native: NativeBodyWriter | null, owner: NativeH3Controller | null) {
+    super()
     this.#streamId = streamId
     this.#native = native
     this.#owner = owner
@@ -205,17 +224,7 @@ export class OutboundFrameSender implements AsyncDisposable {
    * `signal.reason` says which. A normal end (FIN) does not abort it.
    */
   get signal(): AbortSignal {
-    return (this.#abort ??= new LazyAbort()).signal
-  }
-
-  /** @internal Calls `listener` once on abort, without making a signal (cheaper per request). */
-  onAbort(listener: (reason: Error) => void): void {
-    ;(this.#abort ??= new LazyAbort()).onAbort(listener)
-  }
-
-  /** @internal */
-  abort(reason: Error): void {
-    ;(this.#abort ??= new LazyAbort()).abort(reason)
+    return this.aborter.signal
   }
 
   /** Sends one frame; resolves when the driver has room for it. */
@@ -367,20 +376,19 @@ const noop = () => {}
  * stops the peer through QUIC flow control. Breaking out of iteration (or
  * `close()`) before the end sends STOP_SENDING (0x10c).
  */
-export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDisposable {
+export class InboundFrameStream extends Abortable implements AsyncIterable<InboundFrame>, AsyncDisposable {
   readonly #streamId: number
   /** The binding's reader; null when the HEADERS ended the stream (no body). */
   readonly #native: NativeBodyReader | null
   /** Without a reader, the stream's `H3AuditStats` are in its crossing's batch, at `#auditIndex`. */
   readonly #auditBatch: ExternalObject<'AuditBatch'> | undefined
   readonly #auditIndex: number
-  /** Made on first use: most streams never abort or need a signal. */
-  #abort: LazyAbort | undefined
   #ended: boolean
   #closedLocally = false
   #tail: Promise<unknown> = RESOLVED
 
   private constructor(streamId: number, reader: NativeBodyReader | null, auditBatch?: ExternalObject<'AuditBatch'>, auditIndex = -1) {
+    super()
     this.#streamId = streamId
     this.#native = reader
     this.#ended = reader === null
@@ -413,17 +421,7 @@ export class InboundFrameStream implements AsyncIterable<InboundFrame>, AsyncDis
    * `signal.reason` says which. The peer's FIN or a local `close()` does not.
    */
   get signal(): AbortSignal {
-    return (this.#abort ??= new LazyAbort()).signal
-  }
-
-  /** @internal Calls `listener` once on abort, without making a signal (cheaper per request). */
-  onAbort(listener: (reason: Error) => void): void {
-    ;(this.#abort ??= new LazyAbort()).onAbort(listener)
-  }
-
-  /** @internal */
-  abort(reason: Error): void {
-    ;(this.#abort ??= new LazyAbort()).abort(reason)
+    return this.aborter.signal
   }
 
   /**
