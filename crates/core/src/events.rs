@@ -12,12 +12,11 @@ use napi::bindgen_prelude::BigInt;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
-
-use crate::batch::EventBatch;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, OutboundFrame, ServerH3Event};
 use tokio_quiche::QuicConnection;
 
+use crate::batch::EventBatch;
 use crate::controller::StreamHandles;
 use crate::crossings;
 use crate::flow::NativeDatagramFlow;

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use boring::ssl::{SslRef, SslVerifyMode};
 use futures_util::StreamExt;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::bindgen_prelude::ToNapiValue;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Status};
 use napi_derive::napi;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -21,9 +21,9 @@ use tokio_quiche::{ConnectionParams, InitialQuicConnection, QuicConnectionStream
 use tokio_util::sync::CancellationToken;
 
 use crate::address::{any_port_for, resolve};
+use crate::batch::EventBatch;
 use crate::controller::{NativeH3Controller, PeerCertSlot, StreamHandles};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
-use crate::batch::EventBatch;
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot};
 use crate::goaway::{reject, Goaway};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
