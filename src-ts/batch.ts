@@ -33,7 +33,7 @@ export interface RawH3Event {
   close?: NativeCloseInfo
 }
 
-/** By index, as in batch.rs. */
+/** By index, in the order of `Kind` in batch.rs (a cargo test checks it). */
 const KINDS = [
   'settings',
   'headers',

@@ -5,7 +5,7 @@
 //! batch crosses flat, as `[nums, refs, audit]`, and `src-ts/batch.ts` turns
 //! it back into objects in JS, where that is cheap:
 //!
-//! - `nums` (a `Float64Array`), per event: the kind's index in [`KINDS`], a
+//! - `nums` (a `Float64Array`), per event: the kind's index in [`Kind`], a
 //!   mask of the fields present, then each numeric field present, in the
 //!   order of mask bits 0-7: streamId, readFin, isInEarlyData, numBytes, fin,
 //!   id, requestId, auditIndex (booleans as 0 or 1);
@@ -24,21 +24,24 @@ use tokio_quiche::http3::H3AuditStats;
 use crate::events::NativeH3Event;
 use crate::stats::{audit_stats, NativeH3AuditStats};
 
-/// Event kinds, by index; `src-ts/batch.ts` has the same list.
-pub const KINDS: [&str; 12] = [
-  "settings",
-  "headers",
-  "newFlow",
-  "resetStream",
-  "connectionError",
-  "connectionShutdown",
-  "bodyBytesReceived",
-  "streamClosed",
-  "goAway",
-  "newOutboundRequest",
-  "malformedRequest",
-  "closed",
-];
+/// Event kinds; each crosses as its index here, and `src-ts/batch.ts` has
+/// the same list in the same order.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+  #[default]
+  Settings,
+  Headers,
+  NewFlow,
+  ResetStream,
+  ConnectionError,
+  ConnectionShutdown,
+  BodyBytesReceived,
+  StreamClosed,
+  GoAway,
+  NewOutboundRequest,
+  MalformedRequest,
+  Closed,
+}
 
 /// The `H3AuditStats` of one crossing's bodiless requests.
 pub struct AuditBatch(Vec<Arc<H3AuditStats>>);
@@ -83,7 +86,6 @@ pub struct EventBatch {
 /// # Safety
 /// `env` must be the live env of the current napi call.
 unsafe fn flatten(env: sys::napi_env, ev: NativeH3Event, nums: &mut Vec<f64>, refs: &mut Vec<sys::napi_value>) -> napi::Result<()> {
-  let kind = KINDS.iter().position(|k| *k == ev.kind).unwrap_or(KINDS.len() - 1);
   let numeric = [
     ev.stream_id.map(|v| v as f64),
     ev.read_fin.map(f64::from),
@@ -94,12 +96,15 @@ unsafe fn flatten(env: sys::napi_env, ev: NativeH3Event, nums: &mut Vec<f64>, re
     ev.request_id,
     ev.audit_index.map(f64::from),
   ];
+  // The mask goes before the values; its slot is filled once it is known.
+  nums.push(ev.kind as u8 as f64);
+  let mask_at = nums.len();
+  nums.push(0.0);
   let mut mask = 0u32;
-  let mut values = Vec::with_capacity(numeric.len());
   for (bit, value) in numeric.into_iter().enumerate() {
     if let Some(value) = value {
       mask |= 1 << bit;
-      values.push(value);
+      nums.push(value);
     }
   }
   let mut bit = 8;
@@ -119,8 +124,7 @@ unsafe fn flatten(env: sys::napi_env, ev: NativeH3Event, nums: &mut Vec<f64>, re
   add(ev.settings.map(|v| unsafe { ToNapiValue::to_napi_value(env, v) }).transpose()?);
   add(ev.error.map(|v| unsafe { ToNapiValue::to_napi_value(env, v) }).transpose()?);
   add(ev.close.map(|v| unsafe { ToNapiValue::to_napi_value(env, v) }).transpose()?);
-  nums.extend([kind as f64, f64::from(mask)]);
-  nums.extend(values);
+  nums[mask_at] = f64::from(mask);
   Ok(())
 }
 
@@ -172,13 +176,33 @@ impl ToNapiValue for EventBatch {
 
 #[cfg(test)]
 mod tests {
-  use super::*;
+  use super::Kind::{self, *};
 
   #[test]
-  fn every_kind_the_converters_use_is_listed() {
-    let source = include_str!("events.rs");
-    for kind in source.split("event(\"").skip(1).filter_map(|rest| rest.split('"').next()) {
-      assert!(KINDS.contains(&kind), "{kind} is missing from KINDS");
+  fn kinds_cross_in_the_order_src_ts_decodes_them() {
+    const ALL: [Kind; 12] = [
+      Settings,
+      Headers,
+      NewFlow,
+      ResetStream,
+      ConnectionError,
+      ConnectionShutdown,
+      BodyBytesReceived,
+      StreamClosed,
+      GoAway,
+      NewOutboundRequest,
+      MalformedRequest,
+      Closed,
+    ];
+    let ts = include_str!("../../../src-ts/batch.ts");
+    let list = &ts[ts.find("const KINDS = [").expect("KINDS in src-ts/batch.ts")..];
+    let names: Vec<&str> = list[..list.find(']').unwrap()].split('\'').skip(1).step_by(2).collect();
+    assert_eq!(names.len(), ALL.len());
+    for (index, kind) in ALL.into_iter().enumerate() {
+      assert_eq!(kind as usize, index);
+      let debug = format!("{kind:?}");
+      let camel = debug[..1].to_lowercase() + &debug[1..];
+      assert_eq!(names[index], camel, "src-ts/batch.ts KINDS[{index}]");
     }
   }
 }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, OutboundFrame, ServerH3Event};
 use tokio_quiche::QuicConnection;
 
-use crate::batch::EventBatch;
+use crate::batch::{EventBatch, Kind};
 use crate::controller::StreamHandles;
 use crate::crossings;
 use crate::flow::NativeDatagramFlow;
@@ -73,7 +73,7 @@ pub fn close_info(conn: Option<&QuicConnection>) -> NativeCloseInfo {
 /// It crosses flattened (`batch.rs`).
 #[derive(Default)]
 pub struct NativeH3Event {
-  pub kind: &'static str,
+  pub kind: Kind,
   pub stream_id: Option<i64>,
   /// Latin1 `name\0value\0...`, or the flat `[name, value, ...]` list when a value holds a NUL.
   pub headers: Option<JsHeaders>,
@@ -102,7 +102,7 @@ pub struct NativeH3Event {
   pub close: Option<NativeCloseInfo>,
 }
 
-fn event(kind: &'static str) -> NativeH3Event {
+fn event(kind: Kind) -> NativeH3Event {
   NativeH3Event { kind, ..Default::default() }
 }
 
@@ -115,7 +115,7 @@ fn headers_event(h: IncomingH3Headers, role: Role, handles: &StreamHandles) -> N
       if let Some(sender) = send.get_ref() {
         let _ = sender.try_send(OutboundFrame::PeerStreamError);
       }
-      return NativeH3Event { stream_id: Some(stream_id as i64), error: Some(e.message), ..event("malformedRequest") };
+      return NativeH3Event { stream_id: Some(stream_id as i64), error: Some(e.message), ..event(Kind::MalformedRequest) };
     }
   }
   // A client's writer is only useful until the response ends, here already.
@@ -135,7 +135,7 @@ fn headers_event(h: IncomingH3Headers, role: Role, handles: &StreamHandles) -> N
     recv,
     audit_index,
     read_fin: Some(read_fin),
-    ..event("headers")
+    ..event(Kind::Headers)
   }
 }
 
@@ -154,28 +154,28 @@ pub fn core_event(ev: H3Event, role: Role, handles: &StreamHandles) -> NativeH3E
   match ev {
     H3Event::IncomingSettings { settings } => NativeH3Event {
       settings: Some(settings.into_iter().flat_map(|(k, v)| [BigInt::from(k), BigInt::from(v)]).collect()),
-      ..event("settings")
+      ..event(Kind::Settings)
     },
     H3Event::IncomingHeaders(h) => headers_event(h, role, handles),
     H3Event::NewFlow { flow_id, send, recv } => NativeH3Event {
       id: Some(flow_id as f64),
       flow: Some(NativeDatagramFlow::new(flow_id, send, recv)),
-      ..event("newFlow")
+      ..event(Kind::NewFlow)
     },
-    H3Event::ResetStream { stream_id } => NativeH3Event { stream_id: Some(stream_id as i64), ..event("resetStream") },
-    H3Event::ConnectionError(e) => NativeH3Event { error: Some(e.to_string()), ..event("connectionError") },
+    H3Event::ResetStream { stream_id } => NativeH3Event { stream_id: Some(stream_id as i64), ..event(Kind::ResetStream) },
+    H3Event::ConnectionError(e) => NativeH3Event { error: Some(e.to_string()), ..event(Kind::ConnectionError) },
     H3Event::ConnectionShutdown(e) => NativeH3Event {
       error: e.map(|e| e.to_string()),
-      ..event("connectionShutdown")
+      ..event(Kind::ConnectionShutdown)
     },
     H3Event::BodyBytesReceived { stream_id, num_bytes, fin } => NativeH3Event {
       stream_id: Some(stream_id as i64),
       num_bytes: Some(num_bytes as f64),
       fin: Some(fin),
-      ..event("bodyBytesReceived")
+      ..event(Kind::BodyBytesReceived)
     },
-    H3Event::StreamClosed { stream_id } => NativeH3Event { stream_id: Some(stream_id as i64), ..event("streamClosed") },
-    H3Event::GoAway { id } => NativeH3Event { id: Some(id as f64), ..event("goAway") },
+    H3Event::StreamClosed { stream_id } => NativeH3Event { stream_id: Some(stream_id as i64), ..event(Kind::StreamClosed) },
+    H3Event::GoAway { id } => NativeH3Event { id: Some(id as f64), ..event(Kind::GoAway) },
   }
 }
 
@@ -221,7 +221,7 @@ const LINGER: Duration = Duration::from_millis(5);
 /// its own. That is a wake-up of the JS thread less per request under load,
 /// and per connection at its end.
 fn can_wait(ev: &NativeH3Event) -> bool {
-  matches!(ev.kind, "streamClosed" | "bodyBytesReceived")
+  matches!(ev.kind, Kind::StreamClosed | Kind::BodyBytesReceived)
 }
 
 /// Drains `rx` into `callback` until the driver drops its sender, then drops
@@ -275,7 +275,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
       close.reason = Some("internal error: the event pump panicked".into());
     }
     let mut events = drained.unwrap_or_default();
-    events.push(NativeH3Event { close: Some(close), ..event("closed") });
+    events.push(NativeH3Event { close: Some(close), ..event(Kind::Closed) });
     send(events);
   });
 }
@@ -291,7 +291,7 @@ pub fn client_event(
       stream_id: Some(stream_id as i64),
       request_id: Some(request_id as f64),
       send: take_writer(stream_id, request_id),
-      ..event("newOutboundRequest")
+      ..event(Kind::NewOutboundRequest)
     },
   }
 }
