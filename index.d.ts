@@ -169,12 +169,13 @@ export declare class NativeQuicListener {
    * Starts every connection this listener accepts with a `ServerH3Driver`
    * (`settings`) at once, without asking JS, and hands JS each one's
    * controller together with its first events, then its later events, all
-   * through `callback`; `null` once the listener is closed. One
+   * through `callback`, several connections' batches per call (outbox.rs);
+   * `null` once the listener is closed. One
    * ThreadsafeFunction for the listener and all its connections, and no
    * wake-up of the JS thread just to accept one. Callable once, instead of
    * `onConnections`.
    */
-  startH3(settings: NativeHttp3Settings | undefined | null, callback: (delivery: [id: number, controller: NativeH3Controller | undefined, batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]] | null) => void): void
+  startH3(settings: NativeHttp3Settings | undefined | null, callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]> | null) => void): void
   /** Asks for one more connection (see `onConnections`). */
   want(): void
   /**

@@ -2,7 +2,7 @@
 // own, within 5 s, in a fresh child process.
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { ConnectionParams, ServerH3Driver, connect, listen } from 'tokio-quiche'
+import { type CloseInfo, ConnectionParams, ServerH3Driver, connect, listen } from 'tokio-quiche'
 import { startServer, testIdentity } from './helpers.js'
 
 function run(script: string, args: string[] = []): Promise<{ code: number | null; stdout: string; ms: number }> {
@@ -118,6 +118,35 @@ test('concurrent accept() calls each get their own connection; one still pending
   await listener!.close()
   t.is(await accepts[2], null)
   await Promise.all(served)
+})
+
+test("startH3(): a connection's end reaches its controller on an otherwise quiet listener, and so do several at once", async (t) => {
+  const id = await testIdentity()
+  const [listener] = await listen(['127.0.0.1:0'], ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath } }))
+  const ended: Promise<CloseInfo>[] = []
+  const serving = (async () => {
+    for await (const controller of listener!.startH3()) {
+      ended.push(controller.closed)
+      void (async () => {
+        for await (const event of controller) if (event.type === 'headers') await event.send.respond([[':status', '200']], 'hi')
+      })()
+    }
+  })()
+  const options = { serverName: 'localhost', ca: id.cert }
+  // Alone: nothing else is coming, so the end must not wait for company.
+  const alone = await connect(listener!.localAddress, options)
+  t.is(await (await alone.request()).body.text(), 'hi')
+  await alone.close({ errorCode: 0x100 })
+  t.is((await ended[0])!.peerApplicationCode, 0x100)
+  // Together: ends closed at once wait for each other (crates/core/src/outbox.rs
+  // tests how); each still reaches its own controller.
+  const clients = await Promise.all([0, 1, 2, 3].map(() => connect(listener!.localAddress, options)))
+  await Promise.all(clients.map(async (c) => (await c.request()).body.text()))
+  await Promise.all(clients.map((c, i) => c.close({ errorCode: 0x100 + i })))
+  const infos = await Promise.all(ended.slice(1))
+  t.deepEqual(infos.map((i) => i.peerApplicationCode).sort(), [0x100, 0x101, 0x102, 0x103])
+  await listener!.close()
+  await serving
 })
 
 test('startH3(): every connection is started and served; the iteration ends when the listener closes; accept() cannot be mixed in', async (t) => {

@@ -1,7 +1,12 @@
 import { X509Certificate } from 'node:crypto'
-import native, { type NativeInitialConnection, type NativeQuicListener, type NativeServerH3Driver } from './native.js'
+import native, {
+  type NativeH3Controller,
+  type NativeInitialConnection,
+  type NativeQuicListener,
+  type NativeServerH3Driver,
+} from './native.js'
 import { awaitNative, callNative, invalidArg } from './errors.js'
-import type { RawH3Event } from './batch.js'
+import type { EventBatch, RawH3Event } from './batch.js'
 import { H3Controller } from './controller.js'
 import { AsyncQueue, type EventContext, type ServerH3Event, toEvent } from './events.js'
 import { ConnectionParams, type ServerTlsOptions, serverTlsToNative } from './params.js'
@@ -120,17 +125,21 @@ export class QuicListener implements AsyncIterable<InitialQuicConnection>, Async
     const nativeSettings = http3SettingsToNative(settings)
     this.#deliverBy('startH3')
     callNative(() =>
-      this.#native.startH3(nativeSettings, (delivery) => {
-        if (!delivery) return controllers.end()
-        const [id, native, batch] = delivery
-        let controller = live.get(id)
-        if (!controller && native) {
-          live.set(id, (controller = new ServerH3Controller(native, false)))
-          this.track(controller)
-          controllers.push(controller)
+      this.#native.startH3(nativeSettings, (deliveries) => {
+        if (!deliveries) return controllers.end()
+        // Flat `[id, controller | undefined, batch, ...]`, in arrival order.
+        for (let i = 0; i < deliveries.length; i += 3) {
+          const id = deliveries[i] as number
+          const native = deliveries[i + 1] as NativeH3Controller | undefined
+          let controller = live.get(id)
+          if (!controller && native) {
+            live.set(id, (controller = new ServerH3Controller(native, false)))
+            this.track(controller)
+            controllers.push(controller)
+          }
+          controller?.deliver(deliveries[i + 2] as EventBatch)
+          if (controller?.isClosed) live.delete(id)
         }
-        controller?.deliver(batch)
-        if (controller?.isClosed) live.delete(id)
       }),
     )
     return controllers

@@ -79,6 +79,9 @@ pub fn audit_stats_at(
 pub struct EventBatch {
   pub events: Vec<NativeH3Event>,
   pub audit: Option<External<AuditBatch>>,
+  /// Bookkeeping only, not yet held back: a listener's outbox may hold it
+  /// (outbox.rs). Does not cross.
+  pub may_wait: bool,
 }
 
 /// Appends one event to `nums` and converts its object fields into `refs`.

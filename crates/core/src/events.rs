@@ -201,6 +201,7 @@ pub type Deliver = Box<dyn FnMut(EventBatch) + Send>;
 /// Delivers to a controller's own callback.
 pub fn to_callback(callback: EventCallback) -> Deliver {
   Box::new(move |batch| {
+    crossings::into_js();
     callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
   })
 }
@@ -213,15 +214,16 @@ pub type ConnectionSlot = Arc<OnceLock<QuicConnection>>;
 const MAX_BATCH: usize = 64;
 
 /// How long events JS needs only for bookkeeping may wait for company.
-const LINGER: Duration = Duration::from_millis(5);
+pub const LINGER: Duration = Duration::from_millis(5);
 
 /// `streamClosed` and `bodyBytesReceived` (one or more per request) only
 /// update bookkeeping: a batch of nothing else waits up to [`LINGER`] for an
 /// event that cannot wait, or the connection's end, instead of waking JS on
-/// its own. That is a wake-up of the JS thread less per request under load,
-/// and per connection at its end.
+/// its own. That is a wake-up of the JS thread less per request under load.
+/// A `startH3` listener's outbox also lets a connection's final `closed`
+/// wait, for another connection's events (outbox.rs).
 fn can_wait(ev: &NativeH3Event) -> bool {
-  matches!(ev.kind, Kind::StreamClosed | Kind::BodyBytesReceived)
+  matches!(ev.kind, Kind::StreamClosed | Kind::BodyBytesReceived | Kind::Closed)
 }
 
 /// Drains `rx` into `callback` until the driver drops its sender, then drops
@@ -234,9 +236,10 @@ pub fn spawn_event_pump<E: Send + 'static>(
   mut convert: impl FnMut(E) -> Option<NativeH3Event> + Send + 'static,
 ) {
   napi::bindgen_prelude::spawn(async move {
-    let mut send = |events: Vec<NativeH3Event>| {
-      crossings::into_js();
-      deliver(EventBatch { events, audit: handles.audit.take() });
+    // `waited`: the batch already lingered, so may not wait again.
+    let mut send = |events: Vec<NativeH3Event>, waited: bool| {
+      let may_wait = !waited && events.iter().all(can_wait);
+      deliver(EventBatch { events, audit: handles.audit.take(), may_wait });
     };
     // Returns the events still held when the channel ends.
     let drained = AssertUnwindSafe(async {
@@ -248,7 +251,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
           match tokio::time::timeout(LINGER, rx.recv()).await {
             Ok(next) => next,
             Err(_) => {
-              send(std::mem::take(&mut events));
+              send(std::mem::take(&mut events), true);
               continue;
             },
           }
@@ -262,7 +265,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
           }
         }
         if events.len() >= MAX_BATCH || !events.iter().all(can_wait) {
-          send(std::mem::take(&mut events));
+          send(std::mem::take(&mut events), false);
         }
       }
     })
@@ -276,7 +279,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
     }
     let mut events = drained.unwrap_or_default();
     events.push(NativeH3Event { close: Some(close), ..event(Kind::Closed) });
-    send(events);
+    send(events, false);
   });
 }
 

@@ -17,6 +17,7 @@ mod goaway;
 mod headers;
 mod logging;
 mod metrics;
+mod outbox;
 mod runtime;
 mod server;
 mod server_tls;

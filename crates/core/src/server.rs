@@ -7,9 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use boring::ssl::{SslRef, SslVerifyMode};
 use futures_util::StreamExt;
-use napi::bindgen_prelude::ToNapiValue;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{sys, Status};
+use napi::Status;
 use napi_derive::napi;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
@@ -21,11 +20,11 @@ use tokio_quiche::{ConnectionParams, InitialQuicConnection, QuicConnectionStream
 use tokio_util::sync::CancellationToken;
 
 use crate::address::{any_port_for, resolve};
-use crate::batch::EventBatch;
 use crate::controller::{NativeH3Controller, PeerCertSlot, StreamHandles};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot};
 use crate::goaway::{reject, Goaway};
+use crate::outbox::{self, ConnectionEvents, DeliveriesCallback};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
 use crate::server_tls::{load_identities, server_tls, IdentityStore, NativeServerTls};
 
@@ -144,21 +143,22 @@ impl NativeQuicListener {
   /// Starts every connection this listener accepts with a `ServerH3Driver`
   /// (`settings`) at once, without asking JS, and hands JS each one's
   /// controller together with its first events, then its later events, all
-  /// through `callback`; `null` once the listener is closed. One
+  /// through `callback`, several connections' batches per call (outbox.rs);
+  /// `null` once the listener is closed. One
   /// ThreadsafeFunction for the listener and all its connections, and no
   /// wake-up of the JS thread just to accept one. Callable once, instead of
   /// `onConnections`.
   #[napi(
     catch_unwind,
-    ts_args_type = "settings: NativeHttp3Settings | undefined | null, callback: (delivery: [id: number, controller: NativeH3Controller | undefined, batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]] | null) => void"
+    ts_args_type = "settings: NativeHttp3Settings | undefined | null, callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]> | null) => void"
   )]
-  pub fn start_h3(&self, settings: Option<NativeHttp3Settings>, callback: ConnectionEventsCallback) -> Result<()> {
+  pub fn start_h3(&self, settings: Option<NativeHttp3Settings>, callback: DeliveriesCallback) -> Result<()> {
     if self.delivering.swap(true, Ordering::AcqRel) {
       return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
     }
     let (accept, cancel) = (self.accept.clone(), self.cancel.clone());
     let settings = settings.unwrap_or_default();
-    let callback = Arc::new(callback);
+    let outbox = outbox::for_callback(callback);
     napi::bindgen_prelude::spawn(async move {
       let mut id = 0u32;
       while let Some(conn) = next_connection(&accept, &cancel).await {
@@ -167,13 +167,14 @@ impl NativeQuicListener {
           continue;
         }
         let Some(start_events) = controller.take_event_starter() else { continue };
-        let (sink, mut announce) = (callback.clone(), Some(controller));
+        let (outbox, mut announce) = (outbox.clone(), Some(controller));
         start_events(Box::new(move |batch| {
-          sink.call(Some(ConnectionEvents { id, controller: announce.take(), batch }), ThreadsafeFunctionCallMode::NonBlocking);
+          let may_wait = batch.may_wait;
+          outbox.post(ConnectionEvents { id, controller: announce.take(), batch }, may_wait);
         }));
         id = id.wrapping_add(1);
       }
-      callback.call(None, ThreadsafeFunctionCallMode::NonBlocking);
+      outbox.close();
     });
     Ok(())
   }
@@ -238,26 +239,6 @@ async fn wake_listener(addr: SocketAddr, reuse_port: bool) {
 /// Hands accepted connections to JS; strong, like a listening socket.
 pub type ConnectionCallback =
   ThreadsafeFunction<Option<NativeInitialConnection>, (), Option<NativeInitialConnection>, Status, false>;
-
-/// One batch of one connection's events for `startH3`'s callback; the
-/// connection's first also carries its controller.
-pub struct ConnectionEvents {
-  id: u32,
-  controller: Option<NativeH3Controller>,
-  batch: EventBatch,
-}
-
-impl ToNapiValue for ConnectionEvents {
-  unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-    // SAFETY: ToNapiValue's contract is that `env` is live.
-    unsafe { <(u32, Option<NativeH3Controller>, EventBatch)>::to_napi_value(env, (val.id, val.controller, val.batch)) }
-  }
-}
-
-/// `startH3`'s callback: strong, like a listening socket; each connection's
-/// event pump holds it until the connection ends.
-pub type ConnectionEventsCallback =
-  ThreadsafeFunction<Option<ConnectionEvents>, (), Option<ConnectionEvents>, Status, false>;
 
 /// The next connection that passed address validation; `None` once the
 /// listener is closed.
