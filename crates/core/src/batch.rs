@@ -79,8 +79,8 @@ pub fn audit_stats_at(
 pub struct EventBatch {
   pub events: Vec<NativeH3Event>,
   pub audit: Option<External<AuditBatch>>,
-  /// Bookkeeping only, not yet held back: a listener's outbox may hold it
-  /// (outbox.rs). Does not cross.
+  /// Bookkeeping only: a listener's outbox may hold it back (outbox.rs).
+  /// Does not cross.
   pub may_wait: bool,
 }
 

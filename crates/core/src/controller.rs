@@ -19,7 +19,7 @@ use crate::crossings;
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::stats::{connection_stats, NativeConnectionStats};
 use crate::batch::PendingAudit;
-use crate::events::{to_callback, ConnectionSlot, Deliver, EventCallback};
+use crate::events::{ConnectionSlot, Deliver, EventCallback};
 use crate::goaway::Goaway;
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::stream::{stream_closed, NativeBodyWriter, Role, UnclaimedWriters};
@@ -135,7 +135,7 @@ impl NativeH3Controller {
   pub fn on_events(&self, callback: EventCallback) -> Result<()> {
     let start = self.take_event_starter();
     let start = start.ok_or_else(|| js_error(ErrorCode::InvalidArg, "events are already being delivered"))?;
-    start(to_callback(callback));
+    start(Deliver::Callback(callback));
     Ok(())
   }
 

@@ -194,16 +194,25 @@ pub fn server_event(ev: ServerH3Event, handles: &StreamHandles) -> NativeH3Event
 /// Node running, and the pump drops it when the connection ends.
 pub type EventCallback = ThreadsafeFunction<EventBatch, (), EventBatch, Status, false>;
 
-/// Where a pump hands its batches: a controller's own callback, or its
-/// listener's (`NativeQuicListener.startH3`).
-pub type Deliver = Box<dyn FnMut(EventBatch) + Send>;
+/// Where a pump hands its batches.
+pub enum Deliver {
+  /// A controller's own callback; the pump holds bookkeeping back itself.
+  Callback(EventCallback),
+  /// A `startH3` listener's outbox (outbox.rs), which holds bookkeeping back
+  /// across the listener's connections, so the pump hands over at once.
+  Outbox(Box<dyn FnMut(EventBatch) + Send>),
+}
 
-/// Delivers to a controller's own callback.
-pub fn to_callback(callback: EventCallback) -> Deliver {
-  Box::new(move |batch| {
-    crossings::into_js();
-    callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
-  })
+impl Deliver {
+  fn send(&mut self, batch: EventBatch) {
+    match self {
+      Deliver::Callback(callback) => {
+        crossings::into_js();
+        callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+      },
+      Deliver::Outbox(post) => post(batch),
+    }
+  }
 }
 
 /// Filled by `start()` (server) or `connect()` (client); read when the
@@ -221,7 +230,7 @@ pub const LINGER: Duration = Duration::from_millis(5);
 /// event that cannot wait, or the connection's end, instead of waking JS on
 /// its own. That is a wake-up of the JS thread less per request under load.
 /// A `startH3` listener's outbox also lets a connection's final `closed`
-/// wait, for another connection's events (outbox.rs).
+/// wait, for another connection's events.
 fn can_wait(ev: &NativeH3Event) -> bool {
   matches!(ev.kind, Kind::StreamClosed | Kind::BodyBytesReceived | Kind::Closed)
 }
@@ -236,10 +245,10 @@ pub fn spawn_event_pump<E: Send + 'static>(
   mut convert: impl FnMut(E) -> Option<NativeH3Event> + Send + 'static,
 ) {
   napi::bindgen_prelude::spawn(async move {
-    // `waited`: the batch already lingered, so may not wait again.
-    let mut send = |events: Vec<NativeH3Event>, waited: bool| {
-      let may_wait = !waited && events.iter().all(can_wait);
-      deliver(EventBatch { events, audit: handles.audit.take(), may_wait });
+    let lingers = matches!(deliver, Deliver::Callback(_));
+    let mut send = |events: Vec<NativeH3Event>| {
+      let may_wait = events.iter().all(can_wait);
+      deliver.send(EventBatch { events, audit: handles.audit.take(), may_wait });
     };
     // Returns the events still held when the channel ends.
     let drained = AssertUnwindSafe(async {
@@ -251,7 +260,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
           match tokio::time::timeout(LINGER, rx.recv()).await {
             Ok(next) => next,
             Err(_) => {
-              send(std::mem::take(&mut events), true);
+              send(std::mem::take(&mut events));
               continue;
             },
           }
@@ -264,8 +273,8 @@ pub fn spawn_event_pump<E: Send + 'static>(
             Err(_) => break,
           }
         }
-        if events.len() >= MAX_BATCH || !events.iter().all(can_wait) {
-          send(std::mem::take(&mut events), false);
+        if !lingers || events.len() >= MAX_BATCH || !events.iter().all(can_wait) {
+          send(std::mem::take(&mut events));
         }
       }
     })
@@ -279,7 +288,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
     }
     let mut events = drained.unwrap_or_default();
     events.push(NativeH3Event { close: Some(close), ..event(Kind::Closed) });
-    send(events, false);
+    send(events);
   });
 }
 

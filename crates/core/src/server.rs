@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::address::{any_port_for, resolve};
 use crate::controller::{NativeH3Controller, PeerCertSlot, StreamHandles};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
-use crate::events::{server_event, spawn_event_pump, ConnectionSlot};
+use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver};
 use crate::goaway::{reject, Goaway};
 use crate::outbox::{self, ConnectionEvents, DeliveriesCallback};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
@@ -168,10 +168,10 @@ impl NativeQuicListener {
         }
         let Some(start_events) = controller.take_event_starter() else { continue };
         let (outbox, mut announce) = (outbox.clone(), Some(controller));
-        start_events(Box::new(move |batch| {
+        start_events(Deliver::Outbox(Box::new(move |batch| {
           let may_wait = batch.may_wait;
           outbox.post(ConnectionEvents { id, controller: announce.take(), batch }, may_wait);
-        }));
+        })));
         id = id.wrapping_add(1);
       }
       outbox.close();
