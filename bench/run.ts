@@ -1,5 +1,5 @@
-// `npm run bench [-- --scenario NAME[,NAME] --runs N --duration S --concurrency N --conns N
-//                    --subjects N,P,... --cluster --skip-build]`
+// `npm run bench [-- --scenario NAME[,NAME] --runs N --duration S --warmup S --concurrency N
+//                    --conns N --subjects N,P,... --cluster --skip-build]`
 //
 // Builds in release mode, then runs each scenario against each subject
 // (bench/subjects.ts) in the same session, alternating subjects run by run,
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     scenario: { type: 'string', default: SCENARIOS.filter((s) => !s.optIn).map((s) => s.name).join(',') },
     runs: { type: 'string', default: '5' },
     duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
     concurrency: { type: 'string' },
     conns: { type: 'string' },
     subjects: { type: 'string', default: 'N,P,S,H2,H1' },
@@ -34,6 +35,7 @@ const { values } = parseArgs({
 })
 const runs = Number(values.runs)
 const duration = Number(values.duration)
+const warmup = Number(values.warmup)
 const wanted = new Set(values.subjects!.split(','))
 const chosen: Scenario[] = values.scenario!.split(',').map((name) => {
   const s = SCENARIOS.find((x) => x.name === name)
@@ -84,8 +86,8 @@ function plan(s: Scenario, haveH2load: boolean, clusterOk: string | true): { ent
   return { entries, skipped }
 }
 
-function load(s: Scenario, subject: Subject | 'package-client', address: string, cert: string): LoadResult {
-  const spec: LoadSpec = { ...s.load, seconds: duration }
+function load(s: Scenario, subject: Subject | 'package-client', address: string, cert: string, seconds = duration): LoadResult {
+  const spec: LoadSpec = { ...s.load, seconds }
   if (subject === 'package-client') return packageClientLoad(address, spec, cert)
   if (subject.protocol === 'h3') return tqBenchLoad(address, spec, cert)
   if (s.tcpLoad === 'tq-bench') return tqBenchLoad(address, spec, cert, { proto: subject.protocol })
@@ -99,6 +101,10 @@ function load(s: Scenario, subject: Subject | 'package-client', address: string,
 }
 
 async function timedRun(s: Scenario, server: RunningServer, client: Subject | 'package-client', cert: string): Promise<Run> {
+  // The same load first, unmeasured, so that a fresh server's start-up (JIT
+  // compilation in the Node subjects) is not part of the run. Client-side
+  // scenarios start a fresh client per load, which no warm-up can reach.
+  if (warmup > 0 && s.side === 'server') load(s, client, server.address, cert, warmup)
   // Stats first: answering them (a GC in Node subjects) is not part of the run.
   const stats0 = await server.stats()
   const cpu0 = cpuSeconds(server.pid)
@@ -207,7 +213,7 @@ async function main(): Promise<void> {
   ]
   const md = writeReport(
     ROOT,
-    { machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Linux ${release()}, Node ${process.version}`, date: new Date().toISOString(), runs, duration, sysctl, notes },
+    { machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Linux ${release()}, Node ${process.version}`, date: new Date().toISOString(), runs, duration, warmup, sysctl, notes },
     chosen,
     results,
   )
