@@ -235,7 +235,7 @@ fn can_wait(ev: &NativeH3Event) -> bool {
   matches!(ev.kind, Kind::StreamClosed | Kind::BodyBytesReceived | Kind::Closed)
 }
 
-/// Drains `rx` into `callback` until the driver drops its sender, then drops
+/// Drains `rx` into `deliver` until the driver drops its sender, then drops
 /// the connection's unclaimed writers and sends a final `closed` event with
 /// the close info. `convert` may consume an event (None). Events are small
 /// (body bytes travel on the bounded per-stream channels), so batching them
