@@ -1,6 +1,7 @@
 // serve(): a fetch-style handler (WHATWG Request in, Response out) over HTTP/3.
 import test from 'ava'
 import { createHash } from 'node:crypto'
+import { inspect } from 'node:util'
 import { connect, serve } from 'tokio-quiche'
 import { header, patternBytes, sha256, testIdentity } from './helpers.js'
 
@@ -96,5 +97,64 @@ test('a body already in memory is sent whole; a streamed one does not wait for i
   t.is(first?.data.toString(), 'first ', 'the first chunk arrived while the stream was still open')
   release()
   t.is(await streamed.body.text(), 'second')
+  await client.close()
+})
+
+test("the handler's Request is a full WHATWG Request: clone(), new Request(request) taking its body, inspect and header changes", async (t) => {
+  const seen: string[] = []
+  const { server, client } = await start(async (request) => {
+    request.headers.set('x-added', 'by handler')
+    const clone = request.clone()
+    const copy = new Request(request)
+    seen.push(
+      `${request instanceof Request} ${request.method} ${request.cache} ${request.signal.aborted} ${inspect(request).startsWith('Request {')}`,
+      `${copy.url} ${copy.headers.get('x-added')} ${clone.headers.get('x-hello')} ${request.bodyUsed}`,
+    )
+    const [text, again] = [await copy.text(), await clone.text()]
+    seen.push(`${text === again} ${sha256(Buffer.from(text)).slice(0, 8)}`)
+    return new Response(text.toUpperCase())
+  })
+  t.teardown(() => server.close())
+  const res = await client.request({ method: 'POST', path: '/p', headers: { 'x-hello': 'world' }, body: 'posted text' })
+  t.is(res.status, 200)
+  t.is(await res.body.text(), 'POSTED TEXT')
+  t.deepEqual(seen, [
+    'true POST default false true',
+    'https://localhost/p by handler world true',
+    `true ${sha256(Buffer.from('posted text')).slice(0, 8)}`,
+  ])
+  await client.close()
+})
+
+test('a Response whose body the handler already read from is not sent again', async (t) => {
+  const { server, client } = await start(async (request) => {
+    const response = new Response(request.url.endsWith('/partly') ? 'read by the handler' : 'untouched')
+    if (request.url.endsWith('/partly')) {
+      const reader = response.body!.getReader()
+      await reader.read()
+      reader.releaseLock()
+    }
+    return response
+  })
+  t.teardown(() => server.close())
+  t.is(await (await client.request({ path: '/untouched' })).body.text(), 'untouched')
+  const partly = await client.request({ path: '/partly' })
+  t.is(partly.status, 200)
+  t.is(await partly.body.text(), '', 'the chunk the handler took is gone')
+  await client.close()
+})
+
+test('a request a WHATWG Request refuses gets 400; one it rewrites reaches the handler rewritten', async (t) => {
+  const seen: string[] = []
+  const { server, client } = await start((request) => {
+    seen.push(`${request.method} ${request.url}`)
+    return new Response('ok')
+  })
+  t.teardown(() => server.close())
+  t.is((await client.request({ authority: 'bad host' })).status, 400, 'no URL has a space in its host')
+  t.is((await client.request({ authority: 'user:secret@localhost' })).status, 400, 'undici refuses credentials in a URL')
+  t.is((await client.request({ method: 'delete', path: '/a/../b' })).status, 200)
+  t.is((await client.request({ path: '/a/./c/../d' })).status, 200)
+  t.deepEqual(seen, ['DELETE https://localhost/b', 'GET https://localhost/a/d'])
   await client.close()
 })

@@ -3,7 +3,7 @@
 // through serve() (S), serving bench/routes.ts as crates/bench (subject N) does.
 //   tsx bench/server.ts ADDR CERT KEY [controller|serve]
 import { ConnectionParams, type ServerH3Controller, bridgeCounters, listen, serve } from 'tokio-quiche'
-import { answerStats, bodyChunks, countUpload, responseSize } from './routes'
+import { CHUNK, DATA, answerStats, bodyChunks, countUpload, responseSize } from './routes'
 
 /** Serves one connection's requests (also used by cluster workers, bench/cluster-server.ts). */
 export async function serveConnection(controller: ServerH3Controller): Promise<void> {
@@ -47,7 +47,8 @@ async function main(): Promise<void> {
     const server = await serve({ socket: addr, tls: { cert: cert!, privateKey: key! } }, async (request) => {
       if (request.method === 'POST') return new Response(String(await countUpload(request.body!)))
       const size = responseSize(new URL(request.url).pathname)
-      return new Response(size > 0 ? responseBody(size) : null)
+      // Bytes for a one-chunk body, as a handler would; a stream for longer ones.
+      return new Response(size === 0 ? null : size <= CHUNK ? DATA.subarray(0, size) : responseBody(size))
     })
     console.log(`listening ${server.address}`)
     process.once('SIGTERM', () => void server.close())

@@ -1,9 +1,10 @@
 import { invalidArg } from './errors.js'
-import type { IncomingHeadersEvent, ServerH3Event } from './events.js'
-import type { Header, InboundFrameStream, OutboundFrameSender } from './frames.js'
+import type { ServerH3Event } from './events.js'
+import type { Header, OutboundFrameSender } from './frames.js'
 import { ConnectionParams, type ServerTlsOptions } from './params.js'
 import { type ListenSocket, type QuicListener, listen } from './server.js'
 import type { Http3SettingsInit, QuicSettings } from './settings.js'
+import { bodyInMemory, toRequest } from './web.js'
 
 /** What a {@link serve} handler learns besides the request. */
 export interface RequestInfo {
@@ -43,73 +44,6 @@ export interface Server extends AsyncDisposable {
 /** HTTP/1.1 hop-by-hop fields a Response may carry but HTTP/3 forbids (RFC 9114 §4.2). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
 
-/**
- * A Request whose `signal` aborts when the client resets or stops the
- * stream, or the connection goes. The signal is made on first use: most
- * handlers never read it, and an AbortController per request is measurable.
- */
-class StreamRequest extends Request {
-  readonly #event: IncomingHeadersEvent
-  #signal: AbortSignal | undefined
-
-  constructor(url: string, init: RequestInit, event: IncomingHeadersEvent) {
-    super(url, init)
-    this.#event = event
-  }
-
-  /** The lazy `signal` (TS sees Request's as a field, so it is installed below). */
-  static signalOf(request: StreamRequest): AbortSignal {
-    if (!request.#signal) {
-      const aborter = new AbortController()
-      const abort = (reason: Error) => aborter.abort(reason)
-      request.#event.recv.onAbort(abort)
-      request.#event.send.onAbort(abort)
-      request.#signal = aborter.signal
-    }
-    return request.#signal
-  }
-}
-Object.defineProperty(StreamRequest.prototype, 'signal', {
-  get(this: StreamRequest) {
-    return StreamRequest.signalOf(this)
-  },
-})
-
-function toRequest(event: IncomingHeadersEvent): Request {
-  const pseudo = new Map<string, string>()
-  const headers = new Headers()
-  for (const [name, value] of event.headers) {
-    if (name.startsWith(':')) pseudo.set(name, value)
-    else headers.append(name, value)
-  }
-  const method = pseudo.get(':method') ?? 'GET'
-  const url = `${pseudo.get(':scheme') ?? 'https'}://${pseudo.get(':authority') ?? headers.get('host') ?? 'localhost'}${pseudo.get(':path') ?? '/'}`
-  const hasBody = !event.readFin && method !== 'GET' && method !== 'HEAD'
-  return new StreamRequest(
-    url,
-    {
-      method,
-      headers,
-      ...(hasBody ? { body: bodyStream(event.recv), duplex: 'half' } : {}),
-    } as RequestInit,
-    event,
-  )
-}
-
-/** The request body as a pull-based stream: nothing is read until the handler reads. */
-function bodyStream(recv: InboundFrameStream): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const frame = await recv.recv()
-      if (frame && frame.data.length > 0) controller.enqueue(frame.data)
-      if (!frame || frame.fin) controller.close()
-    },
-    cancel() {
-      recv.close()
-    },
-  })
-}
-
 /** Settles once the microtasks queued before it have run. */
 const afterMicrotasks = () => new Promise<typeof PENDING>((resolve) => setImmediate(resolve, PENDING))
 const PENDING = Symbol('pending')
@@ -121,12 +55,15 @@ async function writeResponse(send: OutboundFrameSender, response: Response, meth
   })
   const body = method === 'HEAD' ? null : response.body
   if (!body) return send.respond(headers)
+  const whole = bodyInMemory(response)
+  if (whole !== undefined) return send.respond(headers, whole)
   const reader = body.getReader()
   const first = await reader.read()
   if (first.done) return send.respond(headers)
-  // A body already in memory (a string, a buffer) has ended by now: it goes
-  // out with the headers in one call into the binding. A streamed one does
-  // not wait: its headers and first chunk leave at once.
+  // Any other body already in memory (a Blob, or a string or buffer where
+  // undici's state is out of reach) has ended by now: it goes out with the
+  // headers in one call into the binding. A streamed one does not wait: its
+  // headers and first chunk leave at once.
   const second = reader.read()
   const early = await Promise.race([second, afterMicrotasks()])
   if (early !== PENDING && early.done) return send.respond(headers, first.value)
