@@ -1,7 +1,7 @@
 // Subjects C1 and C2: subject P in 1 or 2 node:cluster workers sharing one
 // UDP port through SO_REUSEPORT (the kernel spreads connections over the
-// workers by address hash). Needs listen() to take `{ address, reusePort: true }`,
-// which is being added separately; `probe` says whether it does yet.
+// workers by address hash). `probe` says whether this platform lets two
+// sockets share the port (listen()'s `reusePort`).
 //   tsx bench/cluster-server.ts ADDR CERT KEY WORKERS
 //   tsx bench/cluster-server.ts probe CERT KEY      prints "reusePort yes" or "reusePort no: <why>"
 import cluster from 'node:cluster'
@@ -9,8 +9,7 @@ import { ConnectionParams, type ListenSocket, listen } from 'tokio-quiche'
 import { answerStats } from './routes'
 import { serveConnection } from './server'
 
-/** The socket shape this bench assumes the SO_REUSEPORT option will take. */
-const reusable = (address: string) => ({ address, reusePort: true }) as ListenSocket
+const reusable = (address: string): ListenSocket => ({ address, reusePort: true })
 
 /** Two listeners on one port succeed only if reusePort reached the socket. */
 async function probe(params: ConnectionParams): Promise<string> {

@@ -92,6 +92,7 @@ export const SCENARIOS: Scenario[] = [
     side: 'server',
     load: { path: '/bytes/0', streams: 1, conns: 4, perConn: 1 },
     tcpLoad: 'tq-bench',
+    cluster: true,
   },
   {
     name: 'idle-1k',
