@@ -28,6 +28,13 @@ mod tls;
 
 use napi_derive::napi;
 
+/// Rust's allocations in the addon: buffers and events are made on a tokio
+/// worker and freed on the JS thread, which glibc's per-thread arenas handle
+/// poorly (malloc and free were about a seventh of the worker's CPU on small
+/// requests).
+#[global_allocator]
+static ALLOCATOR: mimalloc_safe::MiMalloc = mimalloc_safe::MiMalloc;
+
 /// A self-signed certificate and key, both PEM.
 #[napi(object)]
 pub struct NativeSelfSigned {
