@@ -170,7 +170,8 @@ controller API (bench/server.ts, connections started with \`listener.startH3()\`
 and H1 = Node's \`https.createServer\` (bench/node-servers.ts, TLS 1.3, same certificate); C1/C2 = P in 1 or
 2 \`node:cluster\` workers on one SO_REUSEPORT port (\`--cluster\`). All serve the same routes (bench/routes.ts).
 N and \`tq-bench load\` use the system allocator, as a tokio-quiche program does by default; this
-package's addon (P, S, C1/C2, and the client-side P) allocates with mimalloc.
+package's addon (P, S, C1/C2, and the client-side P) allocates blocks up to 2 KiB with mimalloc and larger ones with the
+system allocator (crates/core/src/alloc.rs).
 
 Load clients (column "load client"), all native except where noted: HTTP/3 subjects are driven by
 \`tq-bench load\` (tokio-quiche's client: the given connections, each with the given requests always in

@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod address;
+mod alloc;
 mod batch;
 mod client;
 mod controller;
@@ -28,12 +29,10 @@ mod tls;
 
 use napi_derive::napi;
 
-/// Rust's allocations in the addon: buffers and events are made on a tokio
-/// worker and freed on the JS thread, which glibc's per-thread arenas handle
-/// poorly (malloc and free were about a seventh of the worker's CPU on small
-/// requests).
+/// Rust's allocations in the addon: mimalloc for small blocks, the system
+/// allocator for larger ones (alloc.rs says why).
 #[global_allocator]
-static ALLOCATOR: mimalloc_safe::MiMalloc = mimalloc_safe::MiMalloc;
+static ALLOCATOR: alloc::SizeSplit = alloc::SizeSplit;
 
 /// A self-signed certificate and key, both PEM.
 #[napi(object)]
