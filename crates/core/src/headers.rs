@@ -146,7 +146,7 @@ fn check_pseudo(headers: &[h3::Header], block: HeaderBlock) -> BindingResult<()>
 
 /// Turns the flat latin1 list from JS into validated quiche headers.
 pub fn headers_from_flat(flat: &[String], block: HeaderBlock) -> BindingResult<Vec<h3::Header>> {
-  if flat.len() % 2 != 0 {
+  if !flat.len().is_multiple_of(2) {
     return Err(BindingError::new(
       ErrorCode::InvalidArg,
       "headers: expected name/value pairs",

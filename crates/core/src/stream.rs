@@ -460,10 +460,9 @@ impl NativeBodyReader {
   #[napi(catch_unwind)]
   pub fn close(&self) {
     self.cancel.cancel();
-    match self.rx.try_lock() {
-      Ok(mut guard) => drop(guard.take()),
-      // A read holds the lock; it sees the cancellation and drops the receiver.
-      Err(_) => {},
+    // If a read holds the lock, it sees the cancellation and drops the receiver.
+    if let Ok(mut guard) = self.rx.try_lock() {
+      drop(guard.take());
     }
   }
 }
