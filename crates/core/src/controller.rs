@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8Array};
+use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8ArraySlice};
 use napi::Env;
 
 use napi_derive::napi;
@@ -198,7 +198,7 @@ impl NativeH3Controller {
   /// writer in place for a corrected one.
   #[napi(catch_unwind)]
   pub fn respond<'env>(
-    &self, env: &'env Env, stream_id: f64, headers: Vec<String>, body: Option<Uint8Array>, urgency: Option<u32>,
+    &self, env: &'env Env, stream_id: f64, headers: Vec<String>, body: Option<Uint8ArraySlice<'env>>, urgency: Option<u32>,
     incremental: Option<bool>,
   ) -> Result<Option<PromiseRaw<'env, bool>>> {
     let stream_id = stream_id as u64;

@@ -9,7 +9,7 @@
 
 use std::sync::Mutex;
 
-use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8Array};
+use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::mpsc::Sender;
@@ -80,7 +80,7 @@ impl NativeDatagramFlow {
   /// Queues one datagram (copied now); a promise when the driver's datagram
   /// channel is full.
   #[napi(catch_unwind)]
-  pub fn send<'env>(&self, env: &'env Env, data: Uint8Array) -> Result<Option<PromiseRaw<'env, bool>>> {
+  pub fn send<'env>(&self, env: &'env Env, data: Uint8ArraySlice<'env>) -> Result<Option<PromiseRaw<'env, bool>>> {
     crossings::into_rust();
     if data.len() > MAX_DATAGRAM_PAYLOAD {
       return Err(js_error(

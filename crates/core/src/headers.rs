@@ -4,6 +4,8 @@
 //! list of strings whose code points are bytes (latin1). That mapping is
 //! lossless in both directions and avoids one `Buffer` per header.
 
+use std::borrow::Cow;
+
 use napi::bindgen_prelude::ToNapiValue;
 use napi::{check_status, sys};
 use tokio_quiche::quiche::h3::{self, NameValue};
@@ -32,18 +34,24 @@ fn invalid(message: String) -> BindingError {
   BindingError::new(ErrorCode::InvalidHeader, message)
 }
 
-/// Decodes a latin1 string into bytes, refusing code points above U+00FF.
-fn latin1_bytes(s: &str, what: &str) -> BindingResult<Vec<u8>> {
+/// Decodes a latin1 string into bytes, refusing code points above U+00FF;
+/// ASCII, the usual case, is its own bytes. `part` ("name" or "value") and
+/// `index` name the field only if there is an error to report.
+fn latin1_bytes<'a>(s: &'a str, index: usize, part: &str) -> BindingResult<Cow<'a, [u8]>> {
+  if s.is_ascii() {
+    return Ok(Cow::Borrowed(s.as_bytes()));
+  }
   s.chars()
     .map(|c| {
       u8::try_from(u32::from(c)).map_err(|_| {
         invalid(format!(
-          "{what} contains the character U+{:04X}, which is not a single byte (pass bytes instead)",
+          "headers[{index}] {part} contains the character U+{:04X}, which is not a single byte (pass bytes instead)",
           u32::from(c)
         ))
       })
     })
-    .collect()
+    .collect::<BindingResult<Vec<u8>>>()
+    .map(Cow::Owned)
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -154,8 +162,8 @@ pub fn headers_from_flat(flat: &[String], block: HeaderBlock) -> BindingResult<V
   }
   let mut headers = Vec::with_capacity(flat.len() / 2);
   for (index, pair) in flat.chunks_exact(2).enumerate() {
-    let name = latin1_bytes(&pair[0], &format!("headers[{index}] name"))?;
-    let value = latin1_bytes(&pair[1], &format!("headers[{index}] value"))?;
+    let name = latin1_bytes(&pair[0], index, "name")?;
+    let value = latin1_bytes(&pair[1], index, "value")?;
     check_name(&name, index)?;
     check_value(&name, &value, index)?;
     headers.push(h3::Header::new(&name, &value));

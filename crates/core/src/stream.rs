@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Buffer, PromiseRaw, ToNapiValue, Uint8Array};
+use napi::bindgen_prelude::{Buffer, PromiseRaw, ToNapiValue, Uint8ArraySlice};
 use napi::{check_status, sys};
 use napi::Env;
 use napi_derive::napi;
@@ -194,7 +194,7 @@ impl NativeBodyWriter {
   /// with FIN. One crossing instead of two or three for a small response.
   #[napi(catch_unwind)]
   pub fn send_response<'env>(
-    &self, env: &'env Env, headers: Vec<String>, body: Option<Uint8Array>, urgency: Option<u32>, incremental: Option<bool>,
+    &self, env: &'env Env, headers: Vec<String>, body: Option<Uint8ArraySlice<'env>>, urgency: Option<u32>, incremental: Option<bool>,
   ) -> Result<Option<PromiseRaw<'env, bool>>> {
     let (head, informational) = self.response_head(headers, urgency, incremental)?;
     if informational {
@@ -208,7 +208,7 @@ impl NativeBodyWriter {
 
   /// Sends body bytes (copied now, so JS may reuse its buffer), optionally with FIN.
   #[napi(catch_unwind)]
-  pub fn send_body<'env>(&self, env: &'env Env, data: Uint8Array, fin: bool) -> Result<Option<PromiseRaw<'env, bool>>> {
+  pub fn send_body<'env>(&self, env: &'env Env, data: Uint8ArraySlice<'env>, fin: bool) -> Result<Option<PromiseRaw<'env, bool>>> {
     if data.is_empty() && !fin {
       return Ok(None);
     }
