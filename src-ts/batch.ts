@@ -31,6 +31,8 @@ export interface RawH3Event {
   /** Text of a connection error or shutdown reason. */
   error?: string
   close?: NativeCloseInfo
+  /** Body bytes that came with the HEADERS: all of them (FIN included) without `recv`, the first chunk with it. */
+  body?: Buffer
 }
 
 /** By index, in the order of `Kind` in batch.rs (a cargo test checks it). */
@@ -76,6 +78,7 @@ export function decodeBatch([nums, refs]: EventBatch): RawH3Event[] {
       settings: mask & 8192 ? (refs[r++] as bigint[]) : undefined,
       error: mask & 16384 ? (refs[r++] as string) : undefined,
       close: mask & 32768 ? (refs[r++] as NativeCloseInfo) : undefined,
+      body: mask & 65536 ? (refs[r++] as Buffer) : undefined,
     }
     events.push(raw)
   }

@@ -104,13 +104,15 @@ export function toEvent(raw: RawH3Event, context: EventContext): ServerH3Event |
         streamId,
         headers: pairHeaders(raw.headers ?? []),
         send: OutboundFrameSender.held(context.owner, streamId),
-        recv: raw.recv ? InboundFrameStream.of(raw.recv) : InboundFrameStream.bodiless(streamId, context.audit, raw.auditIndex ?? -1),
+        recv: raw.recv
+          ? InboundFrameStream.of(raw.recv, raw.body)
+          : InboundFrameStream.received(streamId, raw.body, context.audit, raw.auditIndex ?? -1),
         readFin: raw.readFin ?? false,
       }
       if (raw.isInEarlyData !== undefined) event.isInEarlyData = raw.isInEarlyData
       if (raw.priority !== undefined) event.priority = raw.priority
-      // With FIN on the HEADERS there is no body whose end could fail.
-      context.register(streamId, event.send, event.readFin ? undefined : event.recv)
+      // Without a reader (FIN on the HEADERS, or the whole body here) there is no body whose end could fail.
+      context.register(streamId, event.send, raw.recv ? event.recv : undefined)
       return event as ServerH3Event
     }
     case 'newOutboundRequest': {

@@ -378,8 +378,10 @@ const noop = () => {}
  */
 export class InboundFrameStream extends Abortable implements AsyncIterable<InboundFrame>, AsyncDisposable {
   readonly #streamId: number
-  /** The binding's reader; null when the HEADERS ended the stream (no body). */
+  /** The binding's reader; null when the HEADERS ended the stream or the whole body came with them. */
   readonly #native: NativeBodyReader | null
+  /** Bytes that came with the HEADERS, handed out first: the whole body (with FIN) when there is no reader. */
+  #first: Buffer | null
   /** Without a reader, the stream's `H3AuditStats` are in its crossing's batch, at `#auditIndex`. */
   readonly #auditBatch: ExternalObject<'AuditBatch'> | undefined
   readonly #auditIndex: number
@@ -387,23 +389,38 @@ export class InboundFrameStream extends Abortable implements AsyncIterable<Inbou
   #closedLocally = false
   #tail: Promise<unknown> = RESOLVED
 
-  private constructor(streamId: number, reader: NativeBodyReader | null, auditBatch?: ExternalObject<'AuditBatch'>, auditIndex = -1) {
+  private constructor(
+    streamId: number,
+    reader: NativeBodyReader | null,
+    first: Buffer | undefined,
+    auditBatch?: ExternalObject<'AuditBatch'>,
+    auditIndex = -1,
+  ) {
     super()
     this.#streamId = streamId
     this.#native = reader
-    this.#ended = reader === null
+    this.#first = first ?? null
+    this.#ended = reader === null && first === undefined
     this.#auditBatch = auditBatch
     this.#auditIndex = auditIndex
   }
 
-  /** @internal A body to read through the binding's reader. */
-  static of(reader: NativeBodyReader): InboundFrameStream {
-    return new InboundFrameStream(reader.streamId, reader)
+  /** @internal A body to read through the binding's reader, after `first` if its start came with the HEADERS. */
+  static of(reader: NativeBodyReader, first?: Buffer): InboundFrameStream {
+    return new InboundFrameStream(reader.streamId, reader, first)
   }
 
-  /** @internal No body (the HEADERS carried FIN): ended from the start. */
-  static bodiless(streamId: number, auditBatch: ExternalObject<'AuditBatch'> | undefined, auditIndex: number): InboundFrameStream {
-    return new InboundFrameStream(streamId, null, auditBatch, auditIndex)
+  /**
+   * @internal No reader: the body came whole with the HEADERS (`body`, FIN
+   * included), or there is none (the HEADERS carried FIN) and it has ended.
+   */
+  static received(
+    streamId: number,
+    body: Buffer | undefined,
+    auditBatch: ExternalObject<'AuditBatch'> | undefined,
+    auditIndex: number,
+  ): InboundFrameStream {
+    return new InboundFrameStream(streamId, null, body, auditBatch, auditIndex)
   }
 
   get streamId(): number {
@@ -437,6 +454,13 @@ export class InboundFrameStream extends Abortable implements AsyncIterable<Inbou
 
   async #read(): Promise<InboundFrame | null> {
     if (this.#ended) return null
+    const first = this.#first
+    if (first) {
+      this.#first = null
+      // Without a reader these bytes were the whole body.
+      this.#ended = this.#native === null
+      return { type: 'body', data: first, fin: this.#ended }
+    }
     // Queued bytes come back at once; only an empty queue costs a promise.
     const native = this.#native!
     const chunk = native.tryRead() ?? (await native.read())
@@ -512,7 +536,10 @@ export class InboundFrameStream extends Abortable implements AsyncIterable<Inbou
   close(): void {
     if (this.#ended) return
     this.#closedLocally = true
-    this.#native!.close()
+    this.#first = null
+    // A body that came whole has nothing left to stop.
+    if (this.#native) this.#native.close()
+    else this.#ended = true
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

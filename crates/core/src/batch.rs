@@ -10,8 +10,8 @@
 //!   order of mask bits 0-7: streamId, readFin, isInEarlyData, numBytes, fin,
 //!   id, requestId, auditIndex (booleans as 0 or 1);
 //! - `refs` (an array): each object or string field present, in the order of
-//!   mask bits 8-15: headers, send, recv, flow, priority, settings, error,
-//!   close; event after event;
+//!   mask bits 8-16: headers, send, recv, flow, priority, settings, error,
+//!   close, body; event after event;
 //! - `audit`: the `H3AuditStats` of the batch's bodiless requests.
 
 use std::sync::{Arc, Mutex};
@@ -127,6 +127,7 @@ unsafe fn flatten(env: sys::napi_env, ev: NativeH3Event, nums: &mut Vec<f64>, re
   add(ev.settings.map(|v| unsafe { ToNapiValue::to_napi_value(env, v) }).transpose()?);
   add(ev.error.map(|v| unsafe { ToNapiValue::to_napi_value(env, v) }).transpose()?);
   add(ev.close.map(|v| unsafe { ToNapiValue::to_napi_value(env, v) }).transpose()?);
+  add(ev.body.map(|v| unsafe { ToNapiValue::to_napi_value(env, v) }).transpose()?);
   nums[mask_at] = f64::from(mask);
   Ok(())
 }

@@ -22,7 +22,7 @@ use crate::crossings;
 use crate::flow::NativeDatagramFlow;
 use crate::headers::{check_received, headers_to_js, HeaderBlock, JsHeaders};
 use crate::stats::error_code as code;
-use crate::stream::{NativeBodyReader, NativeBodyWriter, Role};
+use crate::stream::{queued_body, BodyBytes, NativeBodyReader, NativeBodyWriter, Role};
 
 /// Why and how a connection ended, from tokio-quiche's audit stats.
 #[napi(object, object_from_js = false)]
@@ -80,8 +80,12 @@ pub struct NativeH3Event {
   /// The body writer of a `newOutboundRequest`; a `headers` event's writer
   /// waits in the controller (`respond`, `claimWriter`).
   pub send: Option<NativeBodyWriter>,
-  /// The body reader of a `headers` event whose HEADERS did not end the stream.
+  /// The body reader of a `headers` event whose HEADERS did not end the
+  /// stream, unless `body` is all of it.
   pub recv: Option<NativeBodyReader>,
+  /// Body bytes that came with the HEADERS (`queued_body`): the whole body,
+  /// FIN included, without `recv`; its first chunk with `recv`.
+  pub body: Option<BodyBytes>,
   /// Where a bodiless `headers` event's `H3AuditStats` is in its batch's `audit`.
   pub audit_index: Option<u32>,
   /// The DATAGRAM flow of a `newFlow` event.
@@ -107,7 +111,7 @@ fn event(kind: Kind) -> NativeH3Event {
 }
 
 fn headers_event(h: IncomingH3Headers, role: Role, handles: &StreamHandles) -> NativeH3Event {
-  let IncomingH3Headers { stream_id, headers, send, recv, read_fin, h3_audit_stats } = h;
+  let IncomingH3Headers { stream_id, headers, send, mut recv, read_fin, h3_audit_stats } = h;
   if role == Role::Server {
     if let Err(e) = check_received(&headers, HeaderBlock::Request) {
       // A malformed request is a stream error H3_MESSAGE_ERROR (RFC 9114
@@ -122,9 +126,10 @@ fn headers_event(h: IncomingH3Headers, role: Role, handles: &StreamHandles) -> N
   if role == Role::Server || !read_fin {
     handles.writers.put(NativeBodyWriter::new(stream_id, role, send, handles.commands.clone()));
   }
-  // Without a body there is nothing to read: no reader object, and its
-  // audit stats ride with the batch.
-  let (recv, audit_index) = if read_fin {
+  let body = if read_fin { None } else { queued_body(&mut recv) };
+  // Without a body, or with all of it here, there is nothing left to read:
+  // no reader object, and the audit stats ride with the batch.
+  let (recv, audit_index) = if read_fin || matches!(body, Some((_, true))) {
     (None, Some(handles.audit.push(h3_audit_stats)))
   } else {
     (Some(NativeBodyReader::new(stream_id, recv, h3_audit_stats)), None)
@@ -133,6 +138,7 @@ fn headers_event(h: IncomingH3Headers, role: Role, handles: &StreamHandles) -> N
     stream_id: Some(stream_id as i64),
     headers: Some(headers_to_js(&headers)),
     recv,
+    body: body.map(|(data, _)| data),
     audit_index,
     read_fin: Some(read_fin),
     ..event(Kind::Headers)

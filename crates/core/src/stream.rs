@@ -358,6 +358,18 @@ impl NativeBodyReader {
   }
 }
 
+/// Takes the body bytes already queued behind a message's HEADERS, up to
+/// about [`COPY_UP_TO`]: the whole body when they end with FIN (then JS
+/// needs no reader object and no read crossing), else a first chunk for JS
+/// to hand out before the reader's. Usual for a small response or POST,
+/// whose DATA came in the packet that brought its HEADERS.
+pub fn queued_body(recv: &mut mpsc::Receiver<InboundFrame>) -> Option<(BodyBytes, bool)> {
+  let first = recv.try_recv().ok()?;
+  let (data, fin) = join_queued(recv, first, COPY_UP_TO);
+  // Only datagrams were queued: no bytes to carry (a read drops those too).
+  (fin || !data.is_empty()).then_some((BodyBytes(data), fin))
+}
+
 /// Reads the next frame, then joins whatever else is already queued (up to
 /// `max`) so a fast stream costs one crossing per batch, not per frame.
 async fn read_batch(rx: &mut mpsc::Receiver<InboundFrame>, cancel: &CancellationToken, max: usize) -> Option<(Vec<u8>, bool)> {
@@ -464,5 +476,38 @@ impl NativeBodyReader {
     if let Ok(mut guard) = self.rx.try_lock() {
       drop(guard.take());
     }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use bytes::BytesMut;
+  use tokio::sync::mpsc;
+  use tokio_quiche::http3::driver::InboundFrame;
+
+  use super::{queued_body, COPY_UP_TO};
+
+  fn body(data: &[u8], fin: bool) -> InboundFrame {
+    InboundFrame::Body(BytesMut::from(data), fin)
+  }
+
+  #[test]
+  fn a_queued_body_comes_whole_with_fin_or_as_a_first_chunk() {
+    let (tx, mut rx) = mpsc::channel(16);
+    assert!(queued_body(&mut rx).is_none(), "nothing queued yet");
+    for frame in [body(b"ab", false), body(b"cd", false), body(b"", true)] {
+      tx.try_send(frame).unwrap();
+    }
+    let (data, fin) = queued_body(&mut rx).unwrap();
+    assert_eq!((data.0.as_slice(), fin), (&b"abcd"[..], true));
+
+    // More than fits: a first chunk, and the rest stays queued for the reader.
+    let big = vec![7u8; COPY_UP_TO];
+    for frame in [body(&big, false), body(b"x", false), body(b"", true)] {
+      tx.try_send(frame).unwrap();
+    }
+    let (data, fin) = queued_body(&mut rx).unwrap();
+    assert_eq!((data.0.len(), fin), (COPY_UP_TO, false));
+    assert!(matches!(rx.try_recv(), Ok(InboundFrame::Body(b, false)) if &b[..] == b"x"));
   }
 }
