@@ -97,7 +97,7 @@ export declare class NativeH3Controller {
    * Starts delivering events, in batches (flat, see `batch.rs`), to
    * `callback`; the last batch holds a `closed` event. Callable once.
    */
-  onEvents(callback: (batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]) => void): void
+  onEvents(callback: (batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]) => void): void
   /** Closes the connection with an application CONNECTION_CLOSE. */
   close(errorCode: number, reason: string): void
   /** Sends GOAWAY (see `goaway.rs`) as soon as the connection can take it. */
@@ -175,7 +175,7 @@ export declare class NativeQuicListener {
    * wake-up of the JS thread just to accept one. Callable once, instead of
    * `onConnections`.
    */
-  startH3(settings: NativeHttp3Settings | undefined | null, callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]> | null) => void): void
+  startH3(settings: NativeHttp3Settings | undefined | null, callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]> | null) => void): void
   /** Asks for one more connection (see `onConnections`). */
   want(): void
   /**
@@ -226,23 +226,6 @@ export declare function listen(sockets: Array<NativeListenSocket>, params: Nativ
 export interface NativeBridgeCounters {
   toRust: number
   toJs: number
-}
-
-/** Why and how a connection ended, from tokio-quiche's audit stats. */
-export interface NativeCloseInfo {
-  /** CONNECTION_CLOSE (transport) code this side sent. */
-  localTransportCode?: number
-  /** CONNECTION_CLOSE (application) code this side sent. */
-  localApplicationCode?: number
-  /** CONNECTION_CLOSE (transport) code the peer sent. */
-  peerTransportCode?: number
-  /** CONNECTION_CLOSE (application) code the peer sent. */
-  peerApplicationCode?: number
-  /** tokio-quiche's description of a local failure, if any. */
-  reason?: string
-  sentBytes: number
-  recvBytes: number
-  lostPackets: number
 }
 
 /** A snapshot of a connection's counters. Counts are packets unless named bytes. */

@@ -112,15 +112,22 @@ test('a frame after FIN, and writes after the connection closed', async (t) => {
   const outcomes: unknown[] = []
   let serverDone!: () => void
   const done = new Promise<void>((r) => (serverDone = r))
-  const server = await startServer(async (req, controller) => {
-    await req.send.sendHeaders([[':status', '200']])
-    await req.send.end('bye')
-    outcomes.push(await req.send.write('too late').catch((e) => e))
-    await controller.closed
-    outcomes.push((await req.recv.recv())?.data.toString())
-    outcomes.push(await req.recv.recv().then((f) => 'read returned ' + JSON.stringify(f)).catch((e) => e))
-    serverDone()
-  })
+  let bodyArrived!: () => void
+  const arrived = new Promise<void>((r) => (bodyArrived = r))
+  const server = await startServer(
+    async (req, controller) => {
+      await req.send.sendHeaders([[':status', '200']])
+      // The client closes once the response ends: its 'a' must have arrived by then.
+      await arrived
+      await req.send.end('bye')
+      outcomes.push(await req.send.write('too late').catch((e) => e))
+      await controller.closed
+      outcomes.push((await req.recv.recv())?.data.toString())
+      outcomes.push(await req.recv.recv().then((f) => 'read returned ' + JSON.stringify(f)).catch((e) => e))
+      serverDone()
+    },
+    { onEvent: (event) => event.type === 'bodyBytesReceived' && event.numBytes > 0 && bodyArrived() },
+  )
   t.teardown(() => server.close())
   const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
   const res = await client.request({ method: 'POST', body: (async function* () {

@@ -1,10 +1,15 @@
 // A batch of events as the binding sends it, flattened (see
 // crates/core/src/batch.rs for why and for the layout), and its decoding
 // into one plain object per event.
-import type { ExternalObject, NativeBodyReader, NativeBodyWriter, NativeCloseInfo, NativeDatagramFlow } from './native.js'
+import type { CloseInfo } from './events.js'
+import type { ExternalObject, NativeBodyReader, NativeBodyWriter, NativeDatagramFlow } from './native.js'
 
-/** What the event callback receives. */
-export type EventBatch = [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]
+/**
+ * What the event callback receives. The batch's numbers are
+ * `nums[start..end]`; `nums` may be shared with other batches and reused
+ * once the callback returns, so it is decoded at once and never kept.
+ */
+export type EventBatch = [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]
 
 /** One event from the binding; `kind` says which fields are set. */
 export interface RawH3Event {
@@ -30,7 +35,7 @@ export interface RawH3Event {
   settings?: bigint[]
   /** Text of a connection error or shutdown reason. */
   error?: string
-  close?: NativeCloseInfo
+  close?: CloseInfo
   /** Body bytes that came with the HEADERS: all of them (FIN included) without `recv`, the first chunk with it. */
   body?: Buffer
 }
@@ -52,11 +57,11 @@ const KINDS = [
 ]
 
 /** Turns a flat batch back into events, in order. */
-export function decodeBatch([nums, refs]: EventBatch): RawH3Event[] {
+export function decodeBatch([nums, refs, , start, end]: EventBatch): RawH3Event[] {
   const events: RawH3Event[] = []
-  let n = 0
+  let n = start
   let r = 0
-  while (n < nums.length) {
+  while (n < end) {
     const kind = KINDS[nums[n++]!]!
     const mask = nums[n++]!
     // One object shape for every event keeps the code reading them monomorphic.
@@ -77,10 +82,29 @@ export function decodeBatch([nums, refs]: EventBatch): RawH3Event[] {
       priority: mask & 4096 ? (refs[r++] as string) : undefined,
       settings: mask & 8192 ? (refs[r++] as bigint[]) : undefined,
       error: mask & 16384 ? (refs[r++] as string) : undefined,
-      close: mask & 32768 ? (refs[r++] as NativeCloseInfo) : undefined,
+      close: mask & 32768 ? closeInfo(nums, n, (refs[r++] as string | null) ?? undefined) : undefined,
       body: mask & 65536 ? (refs[r++] as Buffer) : undefined,
     }
+    if (mask & 32768) n += 7
     events.push(raw)
   }
   return events
+}
+
+/** A close info from its 7 numbers at `nums[n]` (batch.rs, `close_numbers`) and its reason. */
+function closeInfo(nums: Float64Array, n: number, reason: string | undefined): CloseInfo {
+  const [localTransportCode, localApplicationCode, peerTransportCode, peerApplicationCode] = [0, 1, 2, 3].map((i) =>
+    Number.isNaN(nums[n + i]) ? undefined : nums[n + i],
+  )
+  return {
+    localTransportCode,
+    localApplicationCode,
+    peerTransportCode,
+    peerApplicationCode,
+    reason,
+    sentBytes: nums[n + 4]!,
+    recvBytes: nums[n + 5]!,
+    lostPackets: nums[n + 6]!,
+    timedOut: localTransportCode === undefined && localApplicationCode === undefined && peerTransportCode === undefined && peerApplicationCode === undefined && reason === undefined,
+  }
 }

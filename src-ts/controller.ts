@@ -1,7 +1,7 @@
 import type { NativeConnectionStats, NativeH3Controller } from './native.js'
 import { type EventBatch, type RawH3Event, decodeBatch } from './batch.js'
 import { TokioQuicheError, awaitNative, callNative, fromNative, invalidArg } from './errors.js'
-import { AsyncQueue, type CloseInfo, type EventContext, type StreamRegistry, closeInfo } from './events.js'
+import { AsyncQueue, type CloseInfo, type EventContext, type StreamRegistry } from './events.js'
 import { InboundFrameStream, type OutboundFrameSender } from './frames.js'
 
 /** H3_NO_ERROR (RFC 9114 §8.1). */
@@ -114,7 +114,7 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
       try {
         if (raw.kind === 'closed') {
           this.#trackStreams(raw)
-          this.#closeInfo = closeInfo(raw.close!)
+          this.#closeInfo = raw.close!
           this.onClosed(this.#closeInfo)
           this.#events.end()
           this.#resolveClosed(this.#closeInfo)

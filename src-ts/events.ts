@@ -1,4 +1,4 @@
-import type { ExternalObject, NativeCloseInfo, NativeH3Controller } from './native.js'
+import type { ExternalObject, NativeH3Controller } from './native.js'
 import type { RawH3Event } from './batch.js'
 import { type Header, InboundFrameStream, OutboundFrameSender, pairHeaders } from './frames.js'
 import { DatagramFlow } from './flows.js'
@@ -66,14 +66,22 @@ export type ClientH3Event =
     }
 
 /** How a connection ended, from tokio-quiche's audit stats. */
-export interface CloseInfo extends NativeCloseInfo {
+export interface CloseInfo {
+  /** CONNECTION_CLOSE (transport) code this side sent. */
+  localTransportCode?: number
+  /** CONNECTION_CLOSE (application) code this side sent. */
+  localApplicationCode?: number
+  /** CONNECTION_CLOSE (transport) code the peer sent. */
+  peerTransportCode?: number
+  /** CONNECTION_CLOSE (application) code the peer sent. */
+  peerApplicationCode?: number
+  /** tokio-quiche's description of a local failure, if any. */
+  reason?: string
+  sentBytes: number
+  recvBytes: number
+  lostPackets: number
   /** Neither side sent CONNECTION_CLOSE: the idle timeout ended it. */
   timedOut: boolean
-}
-
-export function closeInfo(raw: NativeCloseInfo): CloseInfo {
-  const codes = [raw.localTransportCode, raw.localApplicationCode, raw.peerTransportCode, raw.peerApplicationCode]
-  return { ...raw, timedOut: codes.every((c) => c === undefined || c === null) && raw.reason == null }
 }
 
 function pairs(flat: readonly bigint[]): [bigint, bigint][] {

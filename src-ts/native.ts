@@ -6,7 +6,6 @@ export type {
   ExternalObject,
   NativeBodyReader,
   NativeBodyWriter,
-  NativeCloseInfo,
   NativeConnectionStats,
   NativeDatagramFlow,
   NativeH3Controller,

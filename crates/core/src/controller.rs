@@ -131,7 +131,7 @@ impl NativeH3Controller {
 impl NativeH3Controller {
   /// Starts delivering events, in batches (flat, see `batch.rs`), to
   /// `callback`; the last batch holds a `closed` event. Callable once.
-  #[napi(catch_unwind, ts_args_type = "callback: (batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]) => void")]
+  #[napi(catch_unwind, ts_args_type = "callback: (batch: [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]) => void")]
   pub fn on_events(&self, callback: EventCallback) -> Result<()> {
     let start = self.take_event_starter();
     let start = start.ok_or_else(|| js_error(ErrorCode::InvalidArg, "events are already being delivered"))?;

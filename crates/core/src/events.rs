@@ -11,7 +11,6 @@ use futures_util::FutureExt;
 use napi::bindgen_prelude::BigInt;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
-use napi_derive::napi;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, OutboundFrame, ServerH3Event};
 use tokio_quiche::QuicConnection;
@@ -24,9 +23,10 @@ use crate::headers::{check_received, headers_to_js, HeaderBlock, JsHeaders};
 use crate::stats::error_code as code;
 use crate::stream::{queued_body, BodyBytes, NativeBodyReader, NativeBodyWriter, Role};
 
-/// Why and how a connection ended, from tokio-quiche's audit stats.
-#[napi(object, object_from_js = false)]
-pub struct NativeCloseInfo {
+/// Why and how a connection ended, from tokio-quiche's audit stats; it
+/// crosses as numbers (`batch::close_numbers`), and `src-ts/events.ts`
+/// describes its fields to users.
+pub struct CloseInfo {
   /// CONNECTION_CLOSE (transport) code this side sent.
   pub local_transport_code: Option<i64>,
   /// CONNECTION_CLOSE (application) code this side sent.
@@ -37,35 +37,35 @@ pub struct NativeCloseInfo {
   pub peer_application_code: Option<i64>,
   /// tokio-quiche's description of a local failure, if any.
   pub reason: Option<String>,
-  pub sent_bytes: f64,
-  pub recv_bytes: f64,
-  pub lost_packets: f64,
+  pub sent_bytes: u64,
+  pub recv_bytes: u64,
+  pub lost_packets: u64,
 }
 
-pub fn close_info(conn: Option<&QuicConnection>) -> NativeCloseInfo {
+pub fn close_info(conn: Option<&QuicConnection>) -> CloseInfo {
   let Some(conn) = conn else {
-    return NativeCloseInfo {
+    return CloseInfo {
       local_transport_code: None,
       local_application_code: None,
       peer_transport_code: None,
       peer_application_code: None,
       reason: Some("the connection was never started".into()),
-      sent_bytes: 0.0,
-      recv_bytes: 0.0,
-      lost_packets: 0.0,
+      sent_bytes: 0,
+      recv_bytes: 0,
+      lost_packets: 0,
     };
   };
   let audit = conn.audit_log_stats();
   let stats = conn.stats().lock().map(|s| s.stats.clone()).ok();
-  NativeCloseInfo {
+  CloseInfo {
     local_transport_code: code(audit.sent_conn_close_transport_error_code()),
     local_application_code: code(audit.sent_conn_close_application_error_code()),
     peer_transport_code: code(audit.recvd_conn_close_transport_error_code()),
     peer_application_code: code(audit.recvd_conn_close_application_error_code()),
     reason: audit.connection_close_reason().as_ref().map(|e| e.to_string()),
-    sent_bytes: stats.as_ref().map_or(0.0, |s| s.sent_bytes as f64),
-    recv_bytes: stats.as_ref().map_or(0.0, |s| s.recv_bytes as f64),
-    lost_packets: stats.as_ref().map_or(0.0, |s| s.lost as f64),
+    sent_bytes: stats.as_ref().map_or(0, |s| s.sent_bytes),
+    recv_bytes: stats.as_ref().map_or(0, |s| s.recv_bytes),
+    lost_packets: stats.as_ref().map_or(0, |s| s.lost as u64),
   }
 }
 
@@ -103,7 +103,7 @@ pub struct NativeH3Event {
   pub request_id: Option<f64>,
   /// Text of a connection error or shutdown reason.
   pub error: Option<String>,
-  pub close: Option<NativeCloseInfo>,
+  pub close: Option<CloseInfo>,
 }
 
 fn event(kind: Kind) -> NativeH3Event {

@@ -10,7 +10,7 @@ use napi::bindgen_prelude::ToNapiValue;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{check_status, sys, Status};
 
-use crate::batch::EventBatch;
+use crate::batch::{EventBatch, Numbers};
 use crate::controller::NativeH3Controller;
 use crate::crossings;
 use crate::events::LINGER;
@@ -30,14 +30,15 @@ pub struct Deliveries(Vec<ConnectionEvents>);
 impl ToNapiValue for Deliveries {
   unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
     let mut array = std::ptr::null_mut();
-    // SAFETY (all below): ToNapiValue's contract is that `env` is live.
+    // SAFETY (all below): ToNapiValue's contract is that `env` is live, on its thread.
     unsafe { check_status!(sys::napi_create_array_with_length(env, val.0.len() * 3, &mut array))? };
+    let mut numbers = unsafe { Numbers::new(env)? };
     for (i, ConnectionEvents { id, controller, batch }) in val.0.into_iter().enumerate() {
       let values = unsafe {
         [
           ToNapiValue::to_napi_value(env, id)?,
           ToNapiValue::to_napi_value(env, controller)?,
-          ToNapiValue::to_napi_value(env, batch)?,
+          batch.into_js(env, &mut numbers)?,
         ]
       };
       for (j, value) in values.into_iter().enumerate() {

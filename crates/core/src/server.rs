@@ -150,7 +150,7 @@ impl NativeQuicListener {
   /// `onConnections`.
   #[napi(
     catch_unwind,
-    ts_args_type = "settings: NativeHttp3Settings | undefined | null, callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined]> | null) => void"
+    ts_args_type = "settings: NativeHttp3Settings | undefined | null, callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]> | null) => void"
   )]
   pub fn start_h3(&self, settings: Option<NativeHttp3Settings>, callback: DeliveriesCallback) -> Result<()> {
     if self.delivering.swap(true, Ordering::AcqRel) {
