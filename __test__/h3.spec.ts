@@ -37,6 +37,31 @@ test('100 concurrent GETs on one connection each get their own body', async (t) 
   await server.close()
 })
 
+test('recv() calls made before their frames arrive, mixed with ones answered at once, resolve in order', async (t) => {
+  const server = await startServer(async (req) => {
+    await req.send.sendHeaders([[':status', '200']])
+    for (const part of ['one', 'two', 'three']) {
+      await req.send.write(part)
+      await sleep(20)
+    }
+    await req.send.end('four')
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  t.teardown(() => client.close())
+  const res = await client.request()
+  // Six reads at once: the first may find bytes queued, the rest wait their turn behind it.
+  const early = Array.from({ length: 6 }, () => res.body.recv())
+  const frames = await Promise.all(early)
+  await sleep(30)
+  const later = await res.body.recv()
+  const text = frames.map((f) => f?.data.toString() ?? '').join('')
+  t.is(text + (later?.data.toString() ?? ''), 'onetwothreefour')
+  const ends = [...frames, later].filter((f) => f === null || f.fin)
+  t.true(ends.length >= 1 && ends[0] !== null && ends[0].fin, 'the frame with FIN comes before any null')
+  t.is(await res.body.recv(), null, 'reads after the end resolve null')
+})
+
 test('a 10 MiB POST is echoed back intact (SHA-256 on both sides)', async (t) => {
   const upload = patternBytes(10 * 1024 * 1024, 7)
   let serverHash = ''

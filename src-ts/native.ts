@@ -11,6 +11,7 @@ export type {
   NativeH3Controller,
   NativeH3AuditStats,
   NativeHttp3Settings,
+  NativeInboundChunk,
   NativeInitialConnection,
   NativeQuicListener,
   NativeQuicSettings,
