@@ -93,9 +93,8 @@ export function decodeBatch([nums, refs, , start, end]: EventBatch): RawH3Event[
 
 /** A close info from its 7 numbers at `nums[n]` (batch.rs, `close_numbers`) and its reason. */
 function closeInfo(nums: Float64Array, n: number, reason: string | undefined): CloseInfo {
-  const [localTransportCode, localApplicationCode, peerTransportCode, peerApplicationCode] = [0, 1, 2, 3].map((i) =>
-    Number.isNaN(nums[n + i]) ? undefined : nums[n + i],
-  )
+  const codes = [0, 1, 2, 3].map((i) => (Number.isNaN(nums[n + i]) ? undefined : nums[n + i]))
+  const [localTransportCode, localApplicationCode, peerTransportCode, peerApplicationCode] = codes
   return {
     localTransportCode,
     localApplicationCode,
@@ -105,6 +104,6 @@ function closeInfo(nums: Float64Array, n: number, reason: string | undefined): C
     sentBytes: nums[n + 4]!,
     recvBytes: nums[n + 5]!,
     lostPackets: nums[n + 6]!,
-    timedOut: localTransportCode === undefined && localApplicationCode === undefined && peerTransportCode === undefined && peerApplicationCode === undefined && reason === undefined,
+    timedOut: codes.every((code) => code === undefined) && reason === undefined,
   }
 }
