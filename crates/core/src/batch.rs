@@ -1,4 +1,5 @@
-//! How a batch of H3 events crosses into JS.
+//! The event record JS receives ([`NativeH3Event`], its [`Kind`], a
+//! connection's [`CloseInfo`]) and how a batch of them crosses into JS.
 //!
 //! Building a JS object per event costs a napi call and a key lookup per
 //! field, which on small requests was most of the JS thread's time. So a
@@ -20,13 +21,15 @@
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{External, ToNapiValue};
+use napi::bindgen_prelude::{BigInt, External, ToNapiValue};
 use napi::{check_status, sys};
 use napi_derive::napi;
 use tokio_quiche::http3::H3AuditStats;
 
-use crate::events::{CloseInfo, NativeH3Event};
+use crate::flow::NativeDatagramFlow;
+use crate::headers::JsHeaders;
 use crate::stats::{audit_stats, NativeH3AuditStats};
+use crate::stream::{BodyBytes, NativeBodyReader, NativeBodyWriter};
 
 /// Event kinds; each crosses as its index here, and `src-ts/batch.ts` has
 /// the same list in the same order.
@@ -45,6 +48,62 @@ pub enum Kind {
   NewOutboundRequest,
   MalformedRequest,
   Closed,
+}
+
+/// Every event variant in one struct; `kind` says which fields are set.
+/// It crosses flattened (`batch.rs`).
+#[derive(Default)]
+pub struct NativeH3Event {
+  pub kind: Kind,
+  pub stream_id: Option<i64>,
+  /// Latin1 `name\0value\0...`, or the flat `[name, value, ...]` list when a value holds a NUL.
+  pub headers: Option<JsHeaders>,
+  /// The body writer of a `newOutboundRequest`; a `headers` event's writer
+  /// waits in the controller (`respond`, `claimWriter`).
+  pub send: Option<NativeBodyWriter>,
+  /// The body reader of a `headers` event whose HEADERS did not end the
+  /// stream, unless `body` is all of it.
+  pub recv: Option<NativeBodyReader>,
+  /// Body bytes that came with the HEADERS (`queued_body`): the whole body,
+  /// FIN included, without `recv`; its first chunk with `recv`.
+  pub body: Option<BodyBytes>,
+  /// Where a bodiless `headers` event's `H3AuditStats` is in its batch's `audit`.
+  pub audit_index: Option<u32>,
+  /// The DATAGRAM flow of a `newFlow` event.
+  pub flow: Option<NativeDatagramFlow>,
+  pub read_fin: Option<bool>,
+  /// Raw RFC 9218 priority field value from PRIORITY_UPDATE (server only).
+  pub priority: Option<String>,
+  pub is_in_early_data: Option<bool>,
+  /// Flat `[id, value, ...]` SETTINGS pairs.
+  pub settings: Option<Vec<BigInt>>,
+  pub num_bytes: Option<f64>,
+  pub fin: Option<bool>,
+  /// GOAWAY id.
+  pub id: Option<f64>,
+  pub request_id: Option<f64>,
+  /// Text of a connection error or shutdown reason.
+  pub error: Option<String>,
+  pub close: Option<CloseInfo>,
+}
+
+/// Why and how a connection ended, from tokio-quiche's audit stats; it
+/// crosses as numbers (`batch::close_numbers`), and `src-ts/events.ts`
+/// describes its fields to users.
+pub struct CloseInfo {
+  /// CONNECTION_CLOSE (transport) code this side sent.
+  pub local_transport_code: Option<i64>,
+  /// CONNECTION_CLOSE (application) code this side sent.
+  pub local_application_code: Option<i64>,
+  /// CONNECTION_CLOSE (transport) code the peer sent.
+  pub peer_transport_code: Option<i64>,
+  /// CONNECTION_CLOSE (application) code the peer sent.
+  pub peer_application_code: Option<i64>,
+  /// tokio-quiche's description of a local failure, if any.
+  pub reason: Option<String>,
+  pub sent_bytes: u64,
+  pub recv_bytes: u64,
+  pub lost_packets: u64,
 }
 
 /// The `H3AuditStats` of one crossing's bodiless requests.
@@ -300,8 +359,8 @@ impl ToNapiValue for EventBatch {
 #[cfg(test)]
 mod tests {
   use super::close_numbers;
+  use super::CloseInfo;
   use super::Kind::{self, *};
-  use crate::events::CloseInfo;
 
   #[test]
   fn close_numbers_mark_codes_not_sent_with_nan() {

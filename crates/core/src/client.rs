@@ -13,9 +13,10 @@ use tokio_quiche::socket::Socket;
 use tokio_quiche::ConnectionParams;
 
 use crate::address::{any_port_for, host_name, resolve};
-use crate::controller::{take_writer, ClientRequests, NativeH3Controller, PendingWriters, StreamHandles};
+use crate::controller::NativeH3Controller;
+use crate::requests::{take_writer, ClientRequests, PendingWriters};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
-use crate::events::{client_event, spawn_event_pump, ConnectionSlot};
+use crate::events::{client_event, spawn_event_pump, ConnectionSlot, StreamHandles};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::tls::{check_session, load_ca, load_identity, raw_public_key, ClientTlsHook, ServerTrust};
 

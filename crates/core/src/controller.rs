@@ -2,7 +2,6 @@
 //! `ClientH3Controller`. One class serves both roles; the TS layer presents
 //! them as `ServerH3Controller` and `ClientH3Controller`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8ArraySlice};
@@ -10,72 +9,21 @@ use napi::Env;
 
 use napi_derive::napi;
 use tokio::sync::oneshot;
-use tokio_quiche::http3::driver::{
-  ClientRequestSender, H3Command, NewClientRequest, OutboundFrameSender, RequestSender, StreamShutdown,
-};
+use tokio_quiche::http3::driver::{H3Command, NewClientRequest, StreamShutdown};
 use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand, QuicheConnection};
 
+use crate::commands::Commands;
 use crate::crossings;
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
-use crate::stats::{connection_stats, NativeConnectionStats};
-use crate::batch::PendingAudit;
-use crate::events::{ConnectionSlot, Deliver, EventCallback};
+use crate::events::{ConnectionSlot, Deliver, EventCallback, StreamHandles};
 use crate::goaway::Goaway;
 use crate::headers::{headers_from_flat, HeaderBlock};
-use crate::stream::{stream_closed, NativeBodyWriter, Role, UnclaimedWriters};
-
-/// The command channel of either controller type.
-pub trait CommandSink: Send + Sync {
-  /// False once the driver is gone.
-  fn send(&self, cmd: H3Command) -> bool;
-}
-
-impl<C: Send> CommandSink for RequestSender<C, H3Command>
-where
-  H3Command: Into<C>,
-{
-  fn send(&self, cmd: H3Command) -> bool {
-    RequestSender::send(self, cmd).is_ok()
-  }
-}
-
-/// Shared by the controller, its pump and its body writers.
-pub type Commands = Arc<dyn CommandSink>;
-
-/// What a connection's event conversion hands out: the command channel (for
-/// body writers), the writers JS has not claimed yet, and the audit stats
-/// waiting for the next crossing.
-#[derive(Clone)]
-pub struct StreamHandles {
-  pub commands: Commands,
-  pub writers: Arc<UnclaimedWriters>,
-  pub audit: Arc<PendingAudit>,
-}
-
-impl StreamHandles {
-  pub fn new(commands: Commands) -> Self {
-    Self { commands, writers: Arc::default(), audit: Arc::default() }
-  }
-}
+use crate::requests::ClientRequests;
+use crate::stats::{connection_stats, NativeConnectionStats};
+use crate::stream::{stream_closed, NativeBodyWriter, UnclaimedWriters};
 
 /// Starts the event pump once JS hands over its callback.
 pub type EventStarter = Box<dyn FnOnce(Deliver) + Send>;
-
-/// Body writers of client requests, waiting for their `NewOutboundRequest` event.
-pub type PendingWriters = Arc<Mutex<HashMap<u64, oneshot::Receiver<OutboundFrameSender>>>>;
-
-/// The client-only half: the request channel.
-pub struct ClientRequests {
-  pub sender: ClientRequestSender,
-  pub writers: PendingWriters,
-}
-
-/// Takes the body writer for `request_id`, which the driver sent just before
-/// announcing the request.
-pub fn take_writer(writers: &PendingWriters, commands: &Commands, stream_id: u64, request_id: u64) -> Option<NativeBodyWriter> {
-  let mut rx = writers.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id)?;
-  rx.try_recv().ok().map(|send| NativeBodyWriter::new(stream_id, Role::Client, send, commands.clone()))
-}
 
 #[napi]
 pub struct NativeH3Controller {

@@ -1,6 +1,7 @@
 //! H3 events on their way to JS: conversion of tokio-quiche's event enums
-//! into one flat object shape, and the pump that drains a controller's event
-//! channel into a ThreadsafeFunction.
+//! into event records (`batch.rs`), the per-connection [`StreamHandles`]
+//! that conversion hands out, and the pump that drains a connection's event
+//! channel into a ThreadsafeFunction or a listener's outbox.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
@@ -15,31 +16,28 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_quiche::http3::driver::{ClientH3Event, H3Event, IncomingH3Headers, OutboundFrame, ServerH3Event};
 use tokio_quiche::QuicConnection;
 
-use crate::batch::{EventBatch, Kind};
-use crate::controller::StreamHandles;
+use crate::batch::{CloseInfo, EventBatch, Kind, NativeH3Event, PendingAudit};
+use crate::commands::Commands;
 use crate::crossings;
 use crate::flow::NativeDatagramFlow;
-use crate::headers::{check_received, headers_to_js, HeaderBlock, JsHeaders};
+use crate::headers::{check_received, headers_to_js, HeaderBlock};
 use crate::stats::error_code as code;
-use crate::stream::{queued_body, BodyBytes, NativeBodyReader, NativeBodyWriter, Role};
+use crate::stream::{queued_body, NativeBodyReader, NativeBodyWriter, Role, UnclaimedWriters};
 
-/// Why and how a connection ended, from tokio-quiche's audit stats; it
-/// crosses as numbers (`batch::close_numbers`), and `src-ts/events.ts`
-/// describes its fields to users.
-pub struct CloseInfo {
-  /// CONNECTION_CLOSE (transport) code this side sent.
-  pub local_transport_code: Option<i64>,
-  /// CONNECTION_CLOSE (application) code this side sent.
-  pub local_application_code: Option<i64>,
-  /// CONNECTION_CLOSE (transport) code the peer sent.
-  pub peer_transport_code: Option<i64>,
-  /// CONNECTION_CLOSE (application) code the peer sent.
-  pub peer_application_code: Option<i64>,
-  /// tokio-quiche's description of a local failure, if any.
-  pub reason: Option<String>,
-  pub sent_bytes: u64,
-  pub recv_bytes: u64,
-  pub lost_packets: u64,
+/// What a connection's event conversion hands out: the command channel (for
+/// body writers), the writers JS has not claimed yet, and the audit stats
+/// waiting for the next crossing.
+#[derive(Clone)]
+pub struct StreamHandles {
+  pub commands: Commands,
+  pub writers: Arc<UnclaimedWriters>,
+  pub audit: Arc<PendingAudit>,
+}
+
+impl StreamHandles {
+  pub fn new(commands: Commands) -> Self {
+    Self { commands, writers: Arc::default(), audit: Arc::default() }
+  }
 }
 
 pub fn close_info(conn: Option<&QuicConnection>) -> CloseInfo {
@@ -67,43 +65,6 @@ pub fn close_info(conn: Option<&QuicConnection>) -> CloseInfo {
     recv_bytes: stats.as_ref().map_or(0, |s| s.recv_bytes),
     lost_packets: stats.as_ref().map_or(0, |s| s.lost as u64),
   }
-}
-
-/// Every event variant in one struct; `kind` says which fields are set.
-/// It crosses flattened (`batch.rs`).
-#[derive(Default)]
-pub struct NativeH3Event {
-  pub kind: Kind,
-  pub stream_id: Option<i64>,
-  /// Latin1 `name\0value\0...`, or the flat `[name, value, ...]` list when a value holds a NUL.
-  pub headers: Option<JsHeaders>,
-  /// The body writer of a `newOutboundRequest`; a `headers` event's writer
-  /// waits in the controller (`respond`, `claimWriter`).
-  pub send: Option<NativeBodyWriter>,
-  /// The body reader of a `headers` event whose HEADERS did not end the
-  /// stream, unless `body` is all of it.
-  pub recv: Option<NativeBodyReader>,
-  /// Body bytes that came with the HEADERS (`queued_body`): the whole body,
-  /// FIN included, without `recv`; its first chunk with `recv`.
-  pub body: Option<BodyBytes>,
-  /// Where a bodiless `headers` event's `H3AuditStats` is in its batch's `audit`.
-  pub audit_index: Option<u32>,
-  /// The DATAGRAM flow of a `newFlow` event.
-  pub flow: Option<NativeDatagramFlow>,
-  pub read_fin: Option<bool>,
-  /// Raw RFC 9218 priority field value from PRIORITY_UPDATE (server only).
-  pub priority: Option<String>,
-  pub is_in_early_data: Option<bool>,
-  /// Flat `[id, value, ...]` SETTINGS pairs.
-  pub settings: Option<Vec<BigInt>>,
-  pub num_bytes: Option<f64>,
-  pub fin: Option<bool>,
-  /// GOAWAY id.
-  pub id: Option<f64>,
-  pub request_id: Option<f64>,
-  /// Text of a connection error or shutdown reason.
-  pub error: Option<String>,
-  pub close: Option<CloseInfo>,
 }
 
 fn event(kind: Kind) -> NativeH3Event {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::crossings::{self, Settles};
 use crate::errors::{js_error, ErrorCode, Result};
-use crate::stream::{offer, Offer};
+use crate::offer::{offer, Offer};
 
 /// tokio-quiche prepends the flow id (a QUIC varint, at most 8 bytes) in place.
 const HEADROOM: usize = 8;

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tokio_quiche::http3::driver::{H3Command, StreamShutdown};
 use tokio_quiche::quic::{QuicCommand, QuicheConnection};
 
-use crate::controller::Commands;
+use crate::commands::Commands;
 
 /// RFC 9114 §7.2.6.
 const GOAWAY_FRAME: u64 = 0x07;

@@ -20,9 +20,9 @@ use tokio_quiche::{ConnectionParams, InitialQuicConnection, QuicConnectionStream
 use tokio_util::sync::CancellationToken;
 
 use crate::address::{any_port_for, resolve};
-use crate::controller::{NativeH3Controller, PeerCertSlot, StreamHandles};
+use crate::controller::{NativeH3Controller, PeerCertSlot};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
-use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver};
+use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver, StreamHandles};
 use crate::goaway::{reject, Goaway};
 use crate::outbox::{self, ConnectionEvents, DeliveriesCallback};
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};

@@ -1,6 +1,7 @@
 //! One HTTP/3 message body in each direction: [`NativeBodyWriter`] wraps
 //! tokio-quiche's `OutboundFrameSender`, [`NativeBodyReader`] its
-//! `InboundFrameStream`.
+//! `InboundFrameStream`; [`UnclaimedWriters`] keeps a connection's writers
+//! JS has not asked for.
 //!
 //! Back-pressure: a write first tries the bounded per-stream channel without
 //! leaving the JS thread; only when it is full does it hand JS a promise that
@@ -15,7 +16,6 @@ use napi::bindgen_prelude::{Buffer, PromiseRaw, ToNapiValue, Uint8ArraySlice};
 use napi::{check_status, sys};
 use napi::Env;
 use napi_derive::napi;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{self, Sender};
 use bytes::Bytes;
 use tokio_quiche::http3::driver::{H3Command, InboundFrame, InboundFrameStream, OutboundFrame, OutboundFrameSender, StreamShutdown};
@@ -23,10 +23,11 @@ use tokio_quiche::http3::H3AuditStats;
 use tokio_quiche::quiche::h3::{self, NameValue};
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::Commands;
+use crate::commands::Commands;
 use crate::crossings::{self, Settles};
-use crate::errors::{js_error, napi_failure, ErrorCode, Result};
+use crate::errors::{js_error, ErrorCode, Result};
 use crate::headers::{headers_from_flat, HeaderBlock};
+use crate::offer::{offer, Offer};
 use crate::stats::{audit_stats, NativeH3AuditStats};
 
 /// Which side of the exchange a writer belongs to; it decides which header
@@ -37,43 +38,6 @@ pub enum Role {
   Server,
   /// Writes a request body: the request headers are already sent.
   Client,
-}
-
-/// What became of a frame offered to one of the driver's bounded channels.
-pub enum Offer<'env> {
-  /// The channel took it without waiting.
-  Taken,
-  /// The channel is full: the promise resolves to "accepted?" once it has room.
-  Pending(PromiseRaw<'env, bool>),
-  /// The driver dropped its end.
-  Closed,
-}
-
-/// Offers `frames`, in order, without blocking the JS thread; from the first
-/// one the channel has no room for, the rest wait on the runtime, still in
-/// order. This is the JS writer's back-pressure.
-pub fn offer<'env>(env: &'env Env, sender: &Sender<OutboundFrame>, frames: impl IntoIterator<Item = OutboundFrame>) -> Result<Offer<'env>> {
-  let mut frames = frames.into_iter();
-  while let Some(frame) = frames.next() {
-    match sender.try_send(frame) {
-      Ok(()) => {},
-      Err(TrySendError::Full(frame)) => {
-        let sender = sender.clone();
-        let rest: Vec<_> = std::iter::once(frame).chain(frames).collect();
-        let waited = env.spawn_future(async move {
-          let mut accepted = true;
-          for frame in rest {
-            accepted = accepted && sender.send(frame).await.is_ok();
-          }
-          crossings::into_js();
-          Ok(accepted)
-        });
-        return Ok(Offer::Pending(waited.map_err(napi_failure)?));
-      },
-      Err(TrySendError::Closed(_)) => return Ok(Offer::Closed),
-    }
-  }
-  Ok(Offer::Taken)
 }
 
 /// The write half of a stream, handed to JS as `OutboundFrameSender`.
