@@ -2,7 +2,7 @@ import { invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
 import type { Header, OutboundFrameSender } from './frames.js'
 import { ConnectionParams, type ServerTlsOptions } from './params.js'
-import { type ListenSocket, type QuicListener, listen } from './server.js'
+import { type ListenSocket, type QuicListener, type ServerH3Controller, listen } from './server.js'
 import type { Http3SettingsInit, QuicSettings } from './settings.js'
 import { bodyInMemory, toRequest } from './web.js'
 
@@ -39,6 +39,13 @@ export interface Server extends AsyncDisposable {
   readonly finished: Promise<void>
   /** Stops accepting and closes every connection (H3_NO_ERROR). */
   close(): Promise<void>
+  /**
+   * Graceful close: sends GOAWAY on every connection (and on any that
+   * arrives meanwhile), waits until the responses in progress have been
+   * delivered (their streams closed), up to `timeoutMs` (default 30,000),
+   * then {@link Server.close}s.
+   */
+  shutdown(options?: { timeoutMs?: number }): Promise<void>
 }
 
 /** HTTP/1.1 hop-by-hop fields a Response may carry but HTTP/3 forbids (RFC 9114 §4.2). */
@@ -111,14 +118,43 @@ export async function serve(options: ServeOptions, handler: FetchHandler): Promi
   const [listener] = (await listen([options.socket ?? { host: '0.0.0.0', port: 443 }], params)) as [QuicListener]
   const onError = options.onError ?? ((err: unknown) => console.error('tokio-quiche serve(): handler failed:', err))
 
+  const controllers = new Set<ServerH3Controller>()
+  /**
+   * Request streams not yet closed, over all connections. A stream closes
+   * once its response has been delivered, which is later than the handler's
+   * last write: shutdown() waits for this, not for the handlers.
+   */
+  let openStreams = 0
+  let draining = false
+  /** Resolves the wait of shutdown() once no request stream is open. */
+  let onIdle: (() => void) | undefined
+  const goaway = (controller: ServerH3Controller) => {
+    try {
+      controller.sendGoaway()
+    } catch {
+      // Already closed: nothing left to drain there.
+    }
+  }
+
   const finished = (async () => {
     for await (const controller of listener.startH3(options.http3)) {
       const remoteAddress = controller.peerAddress ?? ''
+      controllers.add(controller)
+      if (draining) goaway(controller)
       void (async () => {
+        const open = new Set<number>()
+        const closed = (streamId: number) => {
+          if (open.delete(streamId) && --openStreams === 0) onIdle?.()
+        }
         for await (const event of controller) {
+          if (event.type === 'streamClosed' || event.type === 'resetStream') closed(event.streamId)
           if (event.type !== 'headers') continue
+          open.add(event.streamId)
+          openStreams++
           void handle(event, { remoteAddress, streamId: event.streamId, isInEarlyData: event.isInEarlyData }, handler, onError)
         }
+        controllers.delete(controller)
+        for (const streamId of open) closed(streamId)
       })()
     }
   })()
@@ -127,7 +163,21 @@ export async function serve(options: ServeOptions, handler: FetchHandler): Promi
     await listener.close()
     await finished
   }
+  const shutdown = async ({ timeoutMs = 30_000 }: { timeoutMs?: number } = {}) => {
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw invalidArg('options.timeoutMs', 'expected a number of milliseconds >= 0')
+    draining = true
+    for (const controller of controllers) goaway(controller)
+    if (openStreams > 0) {
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        onIdle = resolve
+        timer = setTimeout(resolve, timeoutMs)
+      })
+      clearTimeout(timer)
+    }
+    await close()
+  }
   if (options.signal?.aborted) void close()
   else options.signal?.addEventListener('abort', () => void close(), { once: true })
-  return { address: listener.localAddress, port: listener.port, finished, close, [Symbol.asyncDispose]: close }
+  return { address: listener.localAddress, port: listener.port, finished, close, shutdown, [Symbol.asyncDispose]: close }
 }
