@@ -75,6 +75,11 @@ export async function awaitNative<T>(promise: Promise<T>): Promise<T> {
   }
 }
 
+/** Throws unless `signal` is absent or an `AbortSignal` (a look-alike would fail later, untyped). */
+export function checkSignal(field: string, signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg(field, 'expected an AbortSignal')
+}
+
 export function invalidArg(field: string, message: string): TokioQuicheError {
   return new TokioQuicheError('ERR_INVALID_ARG', `${field}: ${message}`)
 }
