@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto'
 import native, { type NativeH3Controller } from './native.js'
 import type { RawH3Event } from './batch.js'
 import type { TlsCertificatePaths } from './params.js'
-import { TokioQuicheError, awaitNative, callNative, checkSignal, invalidArg } from './errors.js'
+import { TokioQuicheError, awaitNative, callNative, certificateRejection, checkSignal, invalidArg } from './errors.js'
 import { H3Controller } from './controller.js'
 import { type ClientH3Event, type CloseInfo, type EventContext, type IncomingHeadersEvent, toEvent } from './events.js'
 import { type Header, type HeadersInit, type InboundFrameStream, type OutboundFrameSender, flattenHeaders } from './frames.js'
@@ -79,7 +79,7 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
     }
   }
   signal?.throwIfAborted()
-  const pending = native.connect({
+  const pending = awaitNative(native.connect({
     address,
     ...(options.serverName === undefined ? {} : { serverName: options.serverName }),
     ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -89,14 +89,14 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
     ...(session === undefined ? {} : { session: Buffer.from(session.buffer, session.byteOffset, session.byteLength) }),
     settings: quicSettingsToNative(options.settings, 'options.settings'),
     http3: http3SettingsToNative(options.http3),
-  })
+  })).catch((err: TokioQuicheError) => Promise.reject(certificateRejection(err)))
   // request()'s default :authority: the name the certificate was checked for.
   const authority = options.serverName ?? address
-  if (!signal) return new ClientH3Controller(await awaitNative(pending), authority)
+  if (!signal) return new ClientH3Controller(await pending, authority)
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
-    awaitNative(pending).then(
+    pending.then(
       (nativeController) => {
         signal.removeEventListener('abort', onAbort)
         const controller = new ClientH3Controller(nativeController, authority)
