@@ -35,8 +35,8 @@ test('SNI: each host name gets its certificate, exact before wildcard, the defau
   t.is(await fetchText(server.address, { serverName: 'x.b.test', ca: b.cert }), 'hello')
   t.is(await fetchText(server.address, { serverName: 'localhost', ca: server.identity.cert }), 'hello')
   // a.test's certificate really came from the SNI entry: the default one is refused for it.
-  await t.throwsAsync(fetchText(server.address, { serverName: 'a.test', ca: server.identity.cert }), { code: 'ERR_CONNECT', message: /certificate was rejected/ })
-  await t.throwsAsync(fetchText(server.address, { serverName: 'y.x.b.test', ca: b.cert }), { code: 'ERR_CONNECT', message: /certificate was rejected/ })
+  await t.throwsAsync(fetchText(server.address, { serverName: 'a.test', ca: server.identity.cert }), { code: 'ERR_TLS_CERT_REJECTED', message: /certificate was rejected/ })
+  await t.throwsAsync(fetchText(server.address, { serverName: 'y.x.b.test', ca: b.cert }), { code: 'ERR_TLS_CERT_REJECTED', message: /certificate was rejected/ })
 })
 
 test('setSecureContext() swaps the certificate for new handshakes; open connections keep working', async (t) => {
@@ -45,7 +45,7 @@ test('setSecureContext() swaps the certificate for new handshakes; open connecti
   const before = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
   const next = await writeSelfSignedCertificate(['localhost'])
   server.listener.setSecureContext({ cert: next.certPath, privateKey: next.keyPath })
-  await t.throwsAsync(fetchText(server.address, { serverName: 'localhost', ca: server.identity.cert }), { code: 'ERR_CONNECT', message: /certificate was rejected/ })
+  await t.throwsAsync(fetchText(server.address, { serverName: 'localhost', ca: server.identity.cert }), { code: 'ERR_TLS_CERT_REJECTED', message: /certificate was rejected/ })
   t.is(await fetchText(server.address, { serverName: 'localhost', ca: next.cert }), 'hello')
   t.is(await (await before.request()).body.text(), 'hello', 'the connection made before the swap still serves')
   await before.close()

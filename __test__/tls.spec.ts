@@ -2,7 +2,7 @@
 // server takes its CA, and switching verification off takes an option that
 // says "insecure".
 import test from 'ava'
-import { OutboundFrame, TokioQuicheError, connect, generateSelfSignedCertificate, writeSelfSignedCertificate } from 'tokio-quiche'
+import { type CertificateRejectedError, OutboundFrame, TokioQuicheError, connect, generateSelfSignedCertificate, writeSelfSignedCertificate } from 'tokio-quiche'
 import { fetchText, startServer, type TestServer } from './helpers.js'
 
 let server: TestServer
@@ -18,14 +18,15 @@ test('a self-signed server is rejected without its CA', async (t) => {
   const err = await t.throwsAsync(connect(server.address, { serverName: 'localhost', settings: { handshakeTimeoutMs: 3000 } }), {
     instanceOf: TokioQuicheError,
   })
-  t.is(err?.code, 'ERR_CONNECT')
+  t.is(err?.code, 'ERR_TLS_CERT_REJECTED')
+  t.is((err as CertificateRejectedError).verifyError, 'DEPTH_ZERO_SELF_SIGNED_CERT')
   t.regex(err!.message, /127\.0\.0\.1:\d+: the server's certificate was rejected \(.*self.signed/)
 })
 
 test('a server whose certificate is for another CA is rejected', async (t) => {
   const other = generateSelfSignedCertificate(['localhost'])
   const err = await t.throwsAsync(connect(server.address, { serverName: 'localhost', ca: other.cert, settings: { handshakeTimeoutMs: 3000 } }))
-  t.is((err as TokioQuicheError).code, 'ERR_CONNECT')
+  t.is((err as TokioQuicheError).code, 'ERR_TLS_CERT_REJECTED')
   t.regex(err!.message, /certificate was rejected/)
 })
 
@@ -33,7 +34,8 @@ test('a name the certificate does not carry is rejected', async (t) => {
   const err = await t.throwsAsync(
     connect(server.address, { serverName: 'example.com', ca: server.identity.cert, settings: { handshakeTimeoutMs: 3000 } }),
   )
-  t.is((err as TokioQuicheError).code, 'ERR_CONNECT')
+  t.is((err as TokioQuicheError).code, 'ERR_TLS_CERT_REJECTED')
+  t.is((err as CertificateRejectedError).verifyError, 'ERR_TLS_CERT_ALTNAME_INVALID')
   t.regex(err!.message, /certificate was rejected \(.*host/i)
 })
 
@@ -51,7 +53,7 @@ test('an IP address without serverName is checked against the IP subjectAltName'
   const localhostOnly = await startServer(() => {}, { identity })
   t.teardown(() => localhostOnly.close())
   const err = await t.throwsAsync(connect(localhostOnly.address, { ca: identity.cert }))
-  t.is((err as TokioQuicheError).code, 'ERR_CONNECT')
+  t.is((err as TokioQuicheError).code, 'ERR_TLS_CERT_REJECTED')
   t.regex(err!.message, /certificate was rejected/)
 })
 

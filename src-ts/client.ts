@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto'
 import native, { type NativeH3Controller } from './native.js'
 import type { RawH3Event } from './batch.js'
 import type { TlsCertificatePaths } from './params.js'
-import { TokioQuicheError, awaitNative, callNative, invalidArg } from './errors.js'
+import { TokioQuicheError, awaitNative, callNative, certificateRejection, checkSignal, invalidArg } from './errors.js'
 import { H3Controller } from './controller.js'
 import { type ClientH3Event, type CloseInfo, type EventContext, type IncomingHeadersEvent, toEvent } from './events.js'
 import { type Header, type HeadersInit, type InboundFrameStream, type OutboundFrameSender, flattenHeaders } from './frames.js'
@@ -68,6 +68,7 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
     throw invalidArg('options.insecureSkipVerify', 'expected a boolean')
   }
   const { signal, clientCertificate, serverPublicKey, session } = options
+  checkSignal('options.signal', signal)
   if (session !== undefined && !(session instanceof Uint8Array)) throw invalidArg('options.session', 'expected the Buffer from getSession()')
   if (clientCertificate !== undefined) {
     if (clientCertificate === null || typeof clientCertificate !== 'object') throw invalidArg('options.clientCertificate', 'expected { cert, privateKey } file paths')
@@ -78,7 +79,7 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
     }
   }
   signal?.throwIfAborted()
-  const pending = native.connect({
+  const pending = awaitNative(native.connect({
     address,
     ...(options.serverName === undefined ? {} : { serverName: options.serverName }),
     ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -88,14 +89,14 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
     ...(session === undefined ? {} : { session: Buffer.from(session.buffer, session.byteOffset, session.byteLength) }),
     settings: quicSettingsToNative(options.settings, 'options.settings'),
     http3: http3SettingsToNative(options.http3),
-  })
+  })).catch((err: TokioQuicheError) => Promise.reject(certificateRejection(err)))
   // request()'s default :authority: the name the certificate was checked for.
   const authority = options.serverName ?? address
-  if (!signal) return new ClientH3Controller(await awaitNative(pending), authority)
+  if (!signal) return new ClientH3Controller(await pending, authority)
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
-    awaitNative(pending).then(
+    pending.then(
       (nativeController) => {
         signal.removeEventListener('abort', onAbort)
         const controller = new ClientH3Controller(nativeController, authority)
@@ -184,6 +185,13 @@ interface PendingRequest {
   aborted?: boolean
 }
 
+/** Throws unless `body` is one of {@link BodyInit}'s shapes, before anything is sent. */
+function checkBody(body: unknown): void {
+  if (body === undefined || typeof body === 'string' || body instanceof Uint8Array) return
+  if (body !== null && typeof body === 'object' && (Symbol.asyncIterator in body || Symbol.iterator in body)) return
+  throw invalidArg('init.body', `expected a string, Uint8Array or (async) iterable of Uint8Array, got ${body === null ? 'null' : typeof body}`)
+}
+
 async function writeBody(writer: OutboundFrameSender, body: BodyInit): Promise<void> {
   if (typeof body === 'string' || body instanceof Uint8Array) return writer.end(body)
   for await (const chunk of body as AsyncIterable<Uint8Array>) await writer.write(chunk)
@@ -228,6 +236,13 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   /** Sends a request and resolves with the response headers; stream the body from `body`. */
   request(init: RequestInit = {}): Promise<ClientResponse> {
     if (this.isClosed) return Promise.reject(new TokioQuicheError('ERR_CLOSED', 'the connection is closed'))
+    if (init === null || typeof init !== 'object') return Promise.reject(invalidArg('init', 'expected a RequestInit object'))
+    try {
+      checkBody(init.body)
+      checkSignal('init.signal', init.signal)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const requestId = this.#nextHelperId--
     const { method = 'GET', path = '/', authority = this.#authority, scheme = 'https', body, signal } = init
     if (signal?.aborted) return Promise.reject(signal.reason)

@@ -24,9 +24,9 @@ export interface StreamShutdownOptions {
   write?: number
 }
 
-function checkCode(field: string, code: unknown): number {
+function checkCode(field: string, code: unknown, what = 'error code'): number {
   if (typeof code !== 'number' || !Number.isInteger(code) || code < 0 || code > Number.MAX_SAFE_INTEGER) {
-    throw invalidArg(field, `expected a non-negative integer error code, got ${String(code)}`)
+    throw invalidArg(field, `expected a non-negative integer ${what}, got ${String(code)}`)
   }
   return code
 }
@@ -185,7 +185,7 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
     const write = options.write === undefined ? undefined : checkCode('options.write', options.write)
     if (read === undefined && write === undefined) throw invalidArg('options', 'give read, write, or both')
     this.#assertOpen()
-    callNative(() => this.native.shutdownStream(checkCode('streamId', streamId), read, write))
+    callNative(() => this.native.shutdownStream(checkCode('streamId', streamId, 'stream id'), read, write))
     const codes = [read === undefined ? '' : `STOP_SENDING 0x${read.toString(16)}`, write === undefined ? '' : `RESET_STREAM 0x${write.toString(16)}`]
     const reason = new TokioQuicheError('ERR_STREAM_CLOSED', `stream ${streamId} was shut down locally (${codes.filter(Boolean).join(', ')})`)
     this.#abortStream(streamId, { recvs: read !== undefined, sends: write !== undefined }, reason)

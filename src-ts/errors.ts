@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'ERR_STREAM_RESET'
   | 'ERR_CLOSED'
   | 'ERR_CONNECT'
+  | 'ERR_TLS_CERT_REJECTED'
   | 'ERR_LISTEN'
   | 'ERR_INTERNAL'
 
@@ -37,6 +38,60 @@ export class StreamResetError extends TokioQuicheError {
   ) {
     super('ERR_STREAM_RESET', `stream ${streamId} was reset by the peer with code 0x${errorCode.toString(16)}`)
   }
+}
+
+/**
+ * Why the client refused a server's certificate, in Node's `tls` names (the
+ * `code` Node's own TLS errors carry), so code that handles those handles these.
+ */
+export type CertificateVerifyError =
+  | 'CERT_HAS_EXPIRED'
+  | 'CERT_NOT_YET_VALID'
+  | 'DEPTH_ZERO_SELF_SIGNED_CERT'
+  | 'SELF_SIGNED_CERT_IN_CHAIN'
+  | 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'
+  | 'ERR_TLS_CERT_ALTNAME_INVALID'
+  | 'OTHER'
+
+/** BoringSSL's X509_verify_cert_error_string() texts (and the binding's host check) → Node's names. */
+const VERIFY_ERRORS: [RegExp, CertificateVerifyError][] = [
+  [/^certificate has expired$/, 'CERT_HAS_EXPIRED'],
+  [/^certificate is not yet valid$/, 'CERT_NOT_YET_VALID'],
+  [/^self.signed certificate$/, 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+  [/^self.signed certificate in certificate chain$/, 'SELF_SIGNED_CERT_IN_CHAIN'],
+  [/^unable to get (local )?issuer certificate/, 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'],
+  [/^hostname mismatch$|^ip address mismatch$/i, 'ERR_TLS_CERT_ALTNAME_INVALID'],
+]
+
+/**
+ * `connect()` refused the server's certificate (`code` `ERR_TLS_CERT_REJECTED`):
+ * expired, untrusted (self-signed or from a CA not in `ca`), or not for the
+ * name asked for. `verifyError` says which.
+ */
+export class CertificateRejectedError extends TokioQuicheError {
+  override name = 'CertificateRejectedError'
+  constructor(
+    message: string,
+    /** Why, in Node's `tls` error names. */
+    readonly verifyError: CertificateVerifyError,
+    options?: ErrorOptions,
+  ) {
+    super('ERR_TLS_CERT_REJECTED', message, options)
+  }
+}
+
+const REJECTED = /^(.*the server's certificate was rejected) \((.*)\); pass its CA as `ca`$/s
+
+/** The binding reports a refused certificate as ERR_CONNECT with BoringSSL's reason in its message; this types it. */
+export function certificateRejection(err: TokioQuicheError): TokioQuicheError {
+  const rejected = err.code === 'ERR_CONNECT' ? REJECTED.exec(err.message) : null
+  if (!rejected) return err
+  const reason = rejected[2]!
+  const verifyError = VERIFY_ERRORS.find(([pattern]) => pattern.test(reason))?.[1] ?? 'OTHER'
+  // Only an untrusted issuer is fixed by passing `ca`; an expired or misnamed certificate is not.
+  const untrusted = verifyError === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' || verifyError === 'DEPTH_ZERO_SELF_SIGNED_CERT' || verifyError === 'SELF_SIGNED_CERT_IN_CHAIN'
+  const message = `${rejected[1]} (${reason})${untrusted ? '; pass its CA as `ca`' : ''}`
+  return new CertificateRejectedError(message, verifyError, { cause: err })
 }
 
 const PREFIXED = /^\[(ERR_[A-Z_]+)\] ([\s\S]*)$/
@@ -73,6 +128,11 @@ export async function awaitNative<T>(promise: Promise<T>): Promise<T> {
   } catch (err) {
     throw fromNative(err)
   }
+}
+
+/** Throws unless `signal` is absent or an `AbortSignal` (a look-alike would fail later, untyped). */
+export function checkSignal(field: string, signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg(field, 'expected an AbortSignal')
 }
 
 export function invalidArg(field: string, message: string): TokioQuicheError {

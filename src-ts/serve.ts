@@ -1,4 +1,4 @@
-import { invalidArg } from './errors.js'
+import { checkSignal, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
 import type { Header, OutboundFrameSender } from './frames.js'
 import { ConnectionParams, type ServerTlsOptions } from './params.js'
@@ -29,6 +29,8 @@ export interface ServeOptions {
   /** Called with errors a handler threw (the client got a 500 or a reset). Default: `console.error`. */
   onError?: (error: unknown, request: Request) => void
 }
+
+const SERVE_KEYS = new Set(['socket', 'tls', 'settings', 'http3', 'signal', 'onError'])
 
 /** A running {@link serve} server. */
 export interface Server extends AsyncDisposable {
@@ -114,6 +116,9 @@ async function handle(event: Extract<ServerH3Event, { type: 'headers' }>, info: 
 export async function serve(options: ServeOptions, handler: FetchHandler): Promise<Server> {
   if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected { tls, socket?, ... }')
   if (typeof handler !== 'function') throw invalidArg('handler', 'expected a function (request) => Response')
+  for (const key of Object.keys(options)) if (!SERVE_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
+  if (options.onError !== undefined && typeof options.onError !== 'function') throw invalidArg('options.onError', 'expected a function')
+  checkSignal('options.signal', options.signal)
   const params = ConnectionParams.newServer({ tls: options.tls, ...(options.settings ? { settings: options.settings } : {}) })
   const [listener] = (await listen([options.socket ?? { host: '0.0.0.0', port: 443 }], params)) as [QuicListener]
   const onError = options.onError ?? ((err: unknown) => console.error('tokio-quiche serve(): handler failed:', err))

@@ -1,0 +1,135 @@
+// Hostile peers, the first ones (issue 18): raw UDP from the test at a real
+// server on loopback. Each: the server stays up and a well-behaved client
+// served at the same time gets its response (latency in t.log). And the
+// amplification bound: before a client's address is validated, the server
+// sends at most 3x what it received from it (RFC 9000 §8.1).
+import test from 'ava'
+import { randomBytes } from 'node:crypto'
+import { connect } from 'tokio-quiche'
+import { fetchText, sleep, startServer, type TestServer } from './helpers.js'
+import { fakeInitial, longHeaderType, rawPeer, sendTo } from './quic-packets.js'
+
+const answer = async (req: { send: { respond(h: [string, string][], b: string): Promise<void> } }) => req.send.respond([[':status', '200']], 'ok')
+
+/** Runs `attack` while a well-behaved client makes requests on fresh connections; returns their latencies, ms. */
+async function servedDuring(server: TestServer, attack: () => Promise<void>): Promise<number[]> {
+  let attacking = true
+  const latencies: number[] = []
+  const client = (async () => {
+    while (attacking || latencies.length === 0) {
+      const started = performance.now()
+      if ((await fetchText(server.address, { serverName: 'localhost', ca: server.identity.cert, settings: { handshakeTimeoutMs: 5000 } })) !== 'ok') throw new Error('wrong body')
+      latencies.push(performance.now() - started)
+    }
+  })()
+  await attack()
+  attacking = false
+  await client
+  return latencies
+}
+
+const summary = (ms: number[]) => {
+  const sorted = [...ms].sort((a, b) => a - b)
+  return `${ms.length} requests on new connections, median ${sorted[sorted.length >> 1]!.toFixed(1)} ms, max ${sorted[sorted.length - 1]!.toFixed(1)} ms`
+}
+
+let baseline: number[] = []
+test.serial('baseline: latency of a new connection + request with nobody attacking', async (t) => {
+  const server = await startServer(answer)
+  t.teardown(() => server.close())
+  baseline = await servedDuring(server, async () => void (await sleep(500)))
+  t.true(baseline.length > 0)
+  t.log(summary(baseline))
+})
+
+const attacks: [string, (address: string) => Promise<void>][] = [
+  ['garbage datagrams (2,000 of 1-1400 random bytes)', async (address) => {
+    const peer = await rawPeer()
+    for (let i = 0; i < 2000; i++) {
+      await sendTo(peer.socket, address, randomBytes(1 + ((i * 7919) % 1400)))
+      if (i % 100 === 0) await sleep(5)
+    }
+    await peer.close()
+  }],
+  ['truncated Initials (headers cut at every length, and a Length beyond the datagram)', async (address) => {
+    const peer = await rawPeer()
+    const whole = fakeInitial(1200)
+    for (let round = 0; round < 20; round++) {
+      for (let cut = 1; cut < 40; cut++) await sendTo(peer.socket, address, whole.subarray(0, cut))
+      await sendTo(peer.socket, address, fakeInitial(1200).subarray(0, 600))
+      await sleep(5)
+    }
+    await peer.close()
+  }],
+  ['oversized and undersized Initials (9,000 and 60,000 bytes; 200 bytes)', async (address) => {
+    const peer = await rawPeer()
+    for (let i = 0; i < 50; i++) {
+      await sendTo(peer.socket, address, fakeInitial(9000))
+      await sendTo(peer.socket, address, fakeInitial(60_000))
+      await sendTo(peer.socket, address, fakeInitial(200))
+      await sleep(5)
+    }
+    await peer.close()
+  }],
+  ['an Initial flood from 200 source ports (20 each, 4,000 in all)', async (address) => {
+    const peers = await Promise.all(Array.from({ length: 200 }, () => rawPeer()))
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(peers.map((p) => sendTo(p.socket, address, fakeInitial(1200))))
+      await sleep(10)
+    }
+    await Promise.all(peers.map((p) => p.close()))
+  }],
+]
+
+for (const [what, attack] of attacks) {
+  test.serial(`${what}: the server stays up and serves a well-behaved client meanwhile`, async (t) => {
+    const server = await startServer(answer)
+    t.teardown(() => server.close())
+    const latencies = await servedDuring(server, () => attack(server.address))
+    t.log(`${summary(latencies)} (baseline median ${[...baseline].sort((a, b) => a - b)[baseline.length >> 1]?.toFixed(1)} ms)`)
+    // Still up afterwards too.
+    t.is(await fetchText(server.address, { serverName: 'localhost', ca: server.identity.cert }), 'ok')
+  })
+}
+
+/** A real client Initial: our own client's first datagram, caught by a socket that never answers. */
+async function realInitial(): Promise<Buffer> {
+  const sink = await rawPeer()
+  const address = sink.socket.address()
+  await connect(`127.0.0.1:${address.port}`, { serverName: 'localhost', insecureSkipVerify: true, settings: { handshakeTimeoutMs: 300 } }).catch(() => {})
+  await sink.close()
+  const initial = sink.received.find((d) => longHeaderType(d) === 0)
+  if (!initial) throw new Error('the client sent no Initial')
+  return initial
+}
+
+/** Replays `initial` once from a fresh port and counts what comes back in `ms` (retransmissions included). */
+async function bytesBack(address: string, initial: Buffer, ms: number): Promise<{ packets: number; bytes: number }> {
+  const peer = await rawPeer()
+  await sendTo(peer.socket, address, initial)
+  await sleep(ms)
+  await peer.close()
+  return { packets: peer.received.length, bytes: peer.received.reduce((n, d) => n + d.length, 0) }
+}
+
+test.serial('amplification: to an unvalidated address the server sends at most 3x what it received', async (t) => {
+  const initial = await realInitial()
+  // With Retry (the default): one Retry, smaller than the Initial.
+  const validating = await startServer(answer)
+  t.teardown(() => validating.close())
+  const retry = await bytesBack(validating.address, initial, 1500)
+  t.is(retry.packets, 1)
+  t.true(retry.bytes <= 3 * initial.length)
+  // Without Retry the server starts the handshake (its certificate flight is
+  // bigger than 3x the Initial) and must stop at the limit, PTO resends included.
+  const open = await startServer(answer, { settings: { disableClientIpValidation: true, handshakeTimeoutMs: 2000 } })
+  const handshake = await bytesBack(open.address, initial, 3000)
+  t.true(handshake.packets > 0, 'the replayed Initial was accepted: the server answered')
+  t.true(handshake.bytes <= 3 * initial.length, `${handshake.bytes} bytes back for ${initial.length}`)
+  t.log(`Initial ${initial.length} B; Retry on: ${retry.bytes} B back (${(retry.bytes / initial.length).toFixed(2)}x); ` +
+    `Retry off: ${handshake.bytes} B in ${handshake.packets} datagrams over 3 s (${(handshake.bytes / initial.length).toFixed(2)}x)`)
+  // A handshake that never completes holds close() until handshakeTimeoutMs (measured: ~9.5 s at the 10 s default).
+  const closing = performance.now()
+  await open.close()
+  t.log(`close() with that half-open connection took ${(performance.now() - closing).toFixed(0)} ms (handshakeTimeoutMs 2000)`)
+})
