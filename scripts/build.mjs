@@ -6,3 +6,4 @@ import { execFileSync } from 'node:child_process'
 const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'inherit' })
 run('npx', ['napi', 'build', '--platform', '--release', '--manifest-path', 'crates/core/Cargo.toml', '-o', '.', ...process.argv.slice(2)])
 run('npx', ['tsc', '-p', 'src-ts'])
+run('node', ['scripts/esm-entry.mjs'])
