@@ -1,0 +1,97 @@
+// `npm run test:package`: what a user gets from `npm install tokio-quiche`.
+// Packs the root package and the linux-x64-gnu platform package (the napi-rs
+// layout: JS in the root, the addon in a per-platform package), installs both
+// tarballs into a fresh project with cargo/rustc off PATH, and runs
+// __test__/package/{esm.mjs,cjs.cjs} there; then installs the root alone and
+// expects one clear error naming the platform package. Prints ava-style
+// ✔ / ✘ lines, which .ci/run counts.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+
+const root = new URL('..', import.meta.url).pathname
+const target = 'linux-x64-gnu'
+const addon = `tokio-quiche.${target}.node`
+const platformPackage = `tokio-quiche-${target}`
+// The published tarball must hold the runtime only.
+const forbidden = /^(__test__|bench|crates|scripts|src-ts|examples|interop|docs|npm|target|\.ci|\.github)\/|\.node$|^Cargo\.|\.map$|\.spec\./
+
+let failed = 0
+function check(name, fn) {
+  try {
+    fn()
+    console.log(`  ✔ package › ${name}`)
+  } catch (err) {
+    failed++
+    console.log(`  ✘ [fail] package › ${name}\n${String(err?.stack ?? err).replace(/^/gm, '    ')}`)
+  }
+}
+
+for (const file of [addon, 'dist/index.js', 'dist/index.mjs', 'dist/index.d.mts']) {
+  if (!existsSync(join(root, file))) throw new Error(`${file} is missing: run \`npm run build\` first`)
+}
+
+const work = mkdtempSync(join(tmpdir(), 'tq-test-package-'))
+const npm = (args, cwd) => execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+const pack = (dir) => join(work, JSON.parse(npm(['pack', '--json', '--pack-destination', work], dir))[0].filename)
+
+// cargo and rustc must not be reachable: the install may not build anything.
+const pathWithoutRust = process.env.PATH.split(delimiter)
+  .filter((dir) => !existsSync(join(dir, 'cargo')) && !existsSync(join(dir, 'rustc')))
+  .join(delimiter)
+
+function project(name, tarballs) {
+  const dir = join(work, name)
+  cpSync(join(root, '__test__/package'), dir, { recursive: true })
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `tq-${name}`, private: true }))
+  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', ...tarballs], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, PATH: pathWithoutRust },
+  })
+  return dir
+}
+
+function runScript(dir, script) {
+  return spawnSync(process.execPath, [script], { cwd: dir, encoding: 'utf8', timeout: 30_000, env: { ...process.env, PATH: pathWithoutRust } })
+}
+
+try {
+  check('npm pack --dry-run lists no test, bench or build files', () => {
+    const files = JSON.parse(npm(['pack', '--dry-run', '--json'], root))[0].files.map((f) => f.path)
+    const bad = files.filter((f) => forbidden.test(f))
+    if (bad.length) throw new Error(`unexpected files in the tarball: ${bad.join(', ')}`)
+    for (const needed of ['index.js', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts']) {
+      if (!files.includes(needed)) throw new Error(`${needed} is missing from the tarball`)
+    }
+  })
+
+  const rootTarball = pack(root)
+  // What `napi artifacts` does: put the built addon into its platform package.
+  const platformDir = join(work, 'platform')
+  cpSync(join(root, 'npm', target), platformDir, { recursive: true })
+  copyFileSync(join(root, addon), join(platformDir, addon))
+  const platformTarball = pack(platformDir)
+
+  const full = project('full', [rootTarball, platformTarball])
+  for (const [script, label] of [['esm.mjs', 'esm'], ['cjs.cjs', 'cjs']]) {
+    check(`${label} script serves and fetches one request from the installed tarballs`, () => {
+      const res = runScript(full, script)
+      if (res.status !== 0 || !res.stdout.includes(`${label}: 200 hello from ${label}`)) {
+        throw new Error(`exit ${res.status}\n${res.stdout}${res.stderr}`)
+      }
+    })
+  }
+
+  const bare = project('bare', [rootTarball])
+  check('without the platform package, one error names the package and the platform', () => {
+    const res = runScript(bare, 'cjs.cjs')
+    const expected = `no prebuilt addon for ${process.platform}-${process.arch}; install the platform package: npm install ${platformPackage}`
+    if (res.status === 0 || !res.stderr.includes(expected)) throw new Error(`exit ${res.status}\n${res.stderr}`)
+  })
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}
+console.log(`package: ${failed ? `${failed} failed` : 'all passed'}`)
+process.exitCode = failed ? 1 : 0
