@@ -4,9 +4,9 @@
 // scripts from installed tarballs.
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 
-const dir = fileURLToPath(new URL('./package/', import.meta.url))
+const dir = join(__dirname, 'package')
 
 for (const [script, label] of [['esm.mjs', 'esm'], ['cjs.cjs', 'cjs']] as const) {
   test(`${label}: plain node serves and fetches one request through the package's ${label} entry`, (t) => {
