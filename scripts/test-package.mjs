@@ -1,6 +1,7 @@
 // `npm run test:package`: what a user gets from `npm install tokio-quiche`.
-// Packs the root package and the linux-x64-gnu platform package (the napi-rs
-// layout: JS in the root, the addon in a per-platform package), installs both
+// Packs the root package and this host's platform package, e.g.
+// tokio-quiche-linux-x64-gnu (the napi-rs layout: JS in the root, the addon
+// in a per-platform package, the name from `napi.targets`), installs both
 // tarballs into a fresh project with cargo/rustc off PATH, and runs
 // __test__/package/{esm.mjs,cjs.cjs} there; then installs the root alone and
 // expects one clear error naming the platform package. Prints ava-style
@@ -8,12 +9,15 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createRequire } from 'node:module'
 import { delimiter, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
-const root = new URL('..', import.meta.url).pathname
-const target = 'linux-x64-gnu'
+const root = fileURLToPath(new URL('..', import.meta.url))
+const platformPackage = createRequire(import.meta.url)('../dist/native.js').platformPackageName()
+const target = platformPackage.slice('tokio-quiche-'.length)
 const addon = `tokio-quiche.${target}.node`
-const platformPackage = `tokio-quiche-${target}`
+const shell = process.platform === 'win32' // npm is npm.cmd there
 // The published tarball must hold the runtime only.
 const forbidden = /^(__test__|bench|crates|scripts|src-ts|examples|interop|docs|npm|target|\.ci|\.github)\/|\.node$|^Cargo\.|\.map$|\.spec\./
 
@@ -33,12 +37,12 @@ for (const file of [addon, 'dist/index.js', 'dist/index.mjs', 'dist/index.d.mts'
 }
 
 const work = mkdtempSync(join(tmpdir(), 'tq-test-package-'))
-const npm = (args, cwd) => execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+const npm = (args, cwd) => execFileSync('npm', args, { cwd, shell, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
 const pack = (dir) => join(work, JSON.parse(npm(['pack', '--json', '--pack-destination', work], dir))[0].filename)
 
 // cargo and rustc must not be reachable: the install may not build anything.
 const pathWithoutRust = process.env.PATH.split(delimiter)
-  .filter((dir) => !existsSync(join(dir, 'cargo')) && !existsSync(join(dir, 'rustc')))
+  .filter((dir) => !['cargo', 'rustc', 'cargo.exe', 'rustc.exe'].some((tool) => existsSync(join(dir, tool))))
   .join(delimiter)
 
 function project(name, tarballs) {
@@ -47,6 +51,7 @@ function project(name, tarballs) {
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `tq-${name}`, private: true }))
   execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', ...tarballs], {
     cwd: dir,
+    shell,
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, PATH: pathWithoutRust },
   })
