@@ -4,10 +4,13 @@
 // in a per-platform package, the name from `napi.targets`), installs both
 // tarballs into a fresh project with cargo/rustc off PATH, and runs
 // __test__/package/{esm.mjs,cjs.cjs} there; then installs the root alone and
-// expects one clear error naming the platform package. Prints ava-style
+// expects one clear error naming the platform package. On Linux and macOS it
+// also runs the scripts under the oldest Node the package claims (engines)
+// and the newest majors, from the registry's node-<os>-<arch> packages (the
+// binaries the `node` package installs). Prints ava-style
 // ✔ / ✘ lines, which .ci/run counts.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createRequire } from 'node:module'
 import { delimiter, join } from 'node:path'
@@ -58,8 +61,19 @@ function project(name, tarballs) {
   return dir
 }
 
-function runScript(dir, script) {
-  return spawnSync(process.execPath, [script], { cwd: dir, encoding: 'utf8', timeout: 30_000, env: { ...process.env, PATH: pathWithoutRust } })
+// engines.node is ">= 20.17.0": that exact release, and the newest 22 and 24.
+const nodeVersions = ['20.17.0', '22', '24']
+
+/** Installs those Node releases into `dir` and returns [version, executable] pairs. */
+function installNodes(dir) {
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ private: true }))
+  const specs = nodeVersions.map((v) => `node-${v}@npm:node-${process.platform}-${process.arch}@${v}`)
+  npm(['install', '--no-audit', '--no-fund', ...specs], dir)
+  return nodeVersions.map((v) => [v, join(dir, 'node_modules', `node-${v}`, 'bin', 'node')])
+}
+
+function runScript(dir, script, node = process.execPath) {
+  return spawnSync(node, [script], { cwd: dir, encoding: 'utf8', timeout: 30_000, env: { ...process.env, PATH: pathWithoutRust } })
 }
 
 try {
@@ -80,13 +94,21 @@ try {
   const platformTarball = pack(platformDir)
 
   const full = project('full', [rootTarball, platformTarball])
-  for (const [script, label] of [['esm.mjs', 'esm'], ['cjs.cjs', 'cjs']]) {
-    check(`${label} script serves and fetches one request from the installed tarballs`, () => {
-      const res = runScript(full, script)
-      if (res.status !== 0 || !res.stdout.includes(`${label}: 200 hello from ${label}`)) {
-        throw new Error(`exit ${res.status}\n${res.stdout}${res.stderr}`)
-      }
-    })
+  const nodes = [['this Node', process.execPath]]
+  if (process.platform !== 'win32') {
+    const dir = join(work, 'nodes')
+    mkdirSync(dir)
+    nodes.push(...installNodes(dir).map(([v, path]) => [`Node ${v}`, path]))
+  }
+  for (const [nodeName, node] of nodes) {
+    for (const [script, label] of [['esm.mjs', 'esm'], ['cjs.cjs', 'cjs']]) {
+      check(`${nodeName}: ${label} script serves and fetches one request from the installed tarballs`, () => {
+        const res = runScript(full, script, node)
+        if (res.status !== 0 || !res.stdout.includes(`${label}: 200 hello from ${label}`)) {
+          throw new Error(`exit ${res.status}\n${res.stdout}${res.stderr}`)
+        }
+      })
+    }
   }
 
   const bare = project('bare', [rootTarball])
