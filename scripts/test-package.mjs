@@ -111,6 +111,20 @@ try {
     }
   }
 
+  check('types resolve through both conditions (tsc over an .mts and a .cts)', () => {
+    writeFileSync(join(full, 'types.mts'), "import { serve, type ServerH3Event } from 'tokio-quiche'\nexport const ok: [typeof serve, ServerH3Event['type']] = [serve, 'headers']\n")
+    writeFileSync(join(full, 'types.cts'), "import { connect } from 'tokio-quiche'\nexport const ok: typeof connect = connect\n")
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+    const args = ['--noEmit', '--strict', '--module', 'nodenext', '--skipLibCheck', '--traceResolution', 'types.mts', 'types.cts']
+    const res = spawnSync(process.execPath, [tsc, ...args], { cwd: full, encoding: 'utf8' })
+    for (const entry of ['index.d.mts', 'index.d.ts']) {
+      if (!res.stdout.includes(`'tokio-quiche' was successfully resolved to '${join(full, 'node_modules', 'tokio-quiche', 'dist', entry)}'`)) {
+        throw new Error(`tokio-quiche did not resolve to dist/${entry}\n${res.stdout.split('\n').filter((l) => l.includes('error')).join('\n')}`)
+      }
+    }
+    if (res.status !== 0) throw new Error(res.stdout.split('\n').filter((l) => l.includes('error')).join('\n'))
+  })
+
   const bare = project('bare', [rootTarball])
   check('without the platform package, one error names the package and the platform', () => {
     const res = runScript(bare, 'cjs.cjs')
