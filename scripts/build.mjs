@@ -3,6 +3,8 @@
 // TS layer into dist/.
 import { execFileSync } from 'node:child_process'
 
-const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'inherit' })
+// npx is npx.cmd on Windows, which only a shell runs.
+const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'inherit', shell: process.platform === 'win32' })
 run('npx', ['napi', 'build', '--platform', '--release', '--manifest-path', 'crates/core/Cargo.toml', '-o', '.', ...process.argv.slice(2)])
 run('npx', ['tsc', '-p', 'src-ts'])
+run('node', ['scripts/esm-entry.mjs'])
