@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'ERR_STREAM_RESET'
   | 'ERR_CLOSED'
   | 'ERR_CONNECT'
+  | 'ERR_REDIRECT'
   | 'ERR_LISTEN'
   | 'ERR_INTERNAL'
 

@@ -1,0 +1,118 @@
+// fetch() over HTTP/3 against our own serve() server.
+import test from 'ava'
+import { spawnSync } from 'node:child_process'
+import { Agent, type TokioQuicheError, fetch, serve } from 'tokio-quiche'
+import { patternBytes, sha256, sleep, testIdentity } from './helpers.js'
+
+/** An echo server: the request's method, content-type and body SHA-256 in headers, the body echoed back. */
+async function start(handler?: Parameters<typeof serve>[1], onConnection?: (remote: string) => void) {
+  const id = await testIdentity()
+  const server = await serve({ socket: '127.0.0.1:0', tls: { cert: id.certPath, privateKey: id.keyPath } }, handler ?? (async (request, info) => {
+    onConnection?.(info.remoteAddress)
+    const bytes = new Uint8Array(await request.arrayBuffer())
+    return new Response(bytes, { headers: { 'x-method': request.method, 'x-type': request.headers.get('content-type') ?? '', 'x-sha': sha256(bytes) } })
+  }))
+  const agent = new Agent({ ca: id.cert })
+  const base = `https://localhost:${server.port}`
+  return { server, agent, base, id }
+}
+
+const bodies: [string, () => BodyInit | AsyncIterable<Uint8Array>, Uint8Array][] = [
+  ['string', () => 'hello h3', Buffer.from('hello h3')],
+  ['Uint8Array', () => patternBytes(70_000), patternBytes(70_000)],
+  ['ArrayBuffer', () => new Uint8Array(patternBytes(1000)).buffer, patternBytes(1000)],
+  ['Blob', () => new Blob([patternBytes(5000)]), patternBytes(5000)],
+  ['URLSearchParams', () => new URLSearchParams({ a: '1', b: 'two' }), Buffer.from('a=1&b=two')],
+  ['ReadableStream', () => new Blob([patternBytes(3000)]).stream(), patternBytes(3000)],
+  ['async iterable', () => (async function* () { yield patternBytes(10); yield patternBytes(20, 3) })(), Buffer.concat([patternBytes(10), patternBytes(20, 3)])],
+]
+for (const [name, make, expected] of bodies) {
+  test(`a ${name} body is echoed byte for byte`, async (t) => {
+    const { server, agent, base } = await start()
+    t.teardown(async () => { await agent.close(); await server.close() })
+    const res = await fetch(`${base}/echo?q=1`, { method: 'POST', body: make() as BodyInit, agent })
+    t.is(res.status, 200)
+    t.is(res.url, `${base}/echo?q=1`)
+    t.is(res.headers.get('x-sha'), sha256(expected))
+    t.is(sha256(new Uint8Array(await res.arrayBuffer())), sha256(expected))
+    if (name === 'URLSearchParams') t.is(res.headers.get('x-type'), 'application/x-www-form-urlencoded;charset=UTF-8')
+  })
+}
+
+test('FormData gets a multipart content-type with its boundary', async (t) => {
+  const { server, agent, base } = await start()
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const form = new FormData()
+  form.set('field', 'value')
+  const res = await fetch(base, { method: 'PUT', body: form, agent })
+  t.regex(res.headers.get('x-type')!, /^multipart\/form-data; boundary=/)
+  t.regex(await res.text(), /name="field"\r\n\r\nvalue/)
+})
+
+test('a streamed 20 MiB upload and download match by SHA-256; 10 concurrent fetches share one connection', async (t) => {
+  const remotes = new Set<string>()
+  const { server, agent, base } = await start(undefined, (r) => remotes.add(r))
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const big = patternBytes(20 * 1024 * 1024, 5)
+  const res = await fetch(base, { method: 'POST', body: new Blob([big]).stream(), agent })
+  t.is(res.headers.get('x-sha'), sha256(big))
+  t.is(sha256(new Uint8Array(await res.arrayBuffer())), sha256(big))
+  const all = await Promise.all(Array.from({ length: 10 }, (_, i) => fetch(base, { method: 'POST', body: `n${i}`, agent }).then((r) => r.text())))
+  t.deepEqual(all, Array.from({ length: 10 }, (_, i) => `n${i}`))
+  t.is(remotes.size, 1)
+})
+
+test('abort before the response rejects with AbortError; a timeout with TimeoutError', async (t) => {
+  const { server, agent, base } = await start(async () => { await sleep(2000); return new Response('late') })
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const aborter = new AbortController()
+  setTimeout(() => aborter.abort(), 100)
+  const err = await t.throwsAsync(fetch(base, { agent, signal: aborter.signal }), { any: true })
+  t.is(err?.name, 'AbortError')
+  const timeout = await t.throwsAsync(fetch(base, { agent, signal: AbortSignal.timeout(100) }), { any: true })
+  t.is(timeout?.name, 'TimeoutError')
+})
+
+test('redirects: follow (303 becomes GET), manual, error', async (t) => {
+  const { server, agent, base } = await start(async (request) => {
+    const path = new URL(request.url).pathname
+    if (path === '/see-other') return new Response(null, { status: 303, headers: { location: '/final' } })
+    return new Response(`${request.method} ${path}`)
+  })
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const followed = await fetch(`${base}/see-other`, { method: 'POST', body: 'x', agent })
+  t.is(await followed.text(), 'GET /final')
+  t.true(followed.redirected)
+  t.is(followed.url, `${base}/final`)
+  const manual = await fetch(`${base}/see-other`, { redirect: 'manual', agent })
+  t.is(manual.status, 303)
+  const err = await t.throwsAsync<TokioQuicheError>(fetch(`${base}/see-other`, { redirect: 'error', agent }))
+  t.is(err?.code, 'ERR_REDIRECT')
+})
+
+test('TLS: an untrusted certificate is refused by default; ca and insecureSkipVerify accept it', async (t) => {
+  const { server, agent, base } = await start(() => new Response('ok'))
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const err = await t.throwsAsync<TokioQuicheError>(fetch(base, { agent: new Agent() }))
+  t.is(err?.code, 'ERR_TLS_CERT')
+  t.is(await (await fetch(base, { agent })).text(), 'ok')
+  const insecure = new Agent({ insecureSkipVerify: true })
+  t.is(await (await fetch(base, { agent: insecure })).text(), 'ok')
+  await insecure.close()
+})
+
+test('bad URL and http: URLs are ERR_INVALID_ARG', async (t) => {
+  t.is((await t.throwsAsync<TokioQuicheError>(fetch('not a url')))?.code, 'ERR_INVALID_ARG')
+  t.is((await t.throwsAsync<TokioQuicheError>(fetch('http://localhost/')))?.code, 'ERR_INVALID_ARG')
+})
+
+test('the process exits by itself after a fetch through the default agent', async (t) => {
+  const { server, base, id } = await start(() => new Response('bye'))
+  t.teardown(() => server.close())
+  const script = `import { fetch, defaultAgent } from 'tokio-quiche'
+const res = await fetch(${JSON.stringify(base)}); console.log(await res.text())`
+  void id
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script.replace("fetch(" + JSON.stringify(base) + ")", `fetch(${JSON.stringify(base)}, { agent: new (await import('tokio-quiche')).Agent({ ca: ${JSON.stringify(id.cert)}, idleTimeout: 200 }) })`)], { encoding: 'utf8', timeout: 15_000 })
+  t.is(child.stdout.trim(), 'bye', child.stderr)
+  t.is(child.status, 0)
+})
