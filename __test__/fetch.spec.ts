@@ -2,8 +2,8 @@
 import test from 'ava'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { Agent, type TokioQuicheError, fetch, serve } from 'tokio-quiche'
-import { patternBytes, sha256, sleep, testIdentity } from './helpers.js'
+import { Agent, type StreamResetError, type TokioQuicheError, fetch, serve } from 'tokio-quiche'
+import { header, patternBytes, sha256, sleep, startServer, testIdentity } from './helpers.js'
 
 /** An echo server: the request's method, content-type and body SHA-256 in headers, the body echoed back. */
 async function start(handler?: Parameters<typeof serve>[1], onConnection?: (remote: string) => void) {
@@ -122,4 +122,47 @@ console.log(await res.text())`
     timeout: 15_000,
   }).catch((err: { stdout: string; stderr: string; code: unknown }) => ({ ...err, failed: true }))
   t.is(child.stdout.trim(), 'bye', child.stderr)
+})
+
+test('abort while the upload streams resets it with 0x10c; abort after the headers errors the body', async (t) => {
+  let resetSeen!: (code: number) => void
+  const resetCode = new Promise<number>((resolve) => (resetSeen = resolve))
+  const server = await startServer(async (event) => {
+    if (header(event.headers, ':path') === '/upload') {
+      return void (await event.recv.bytes().catch((err: StreamResetError) => resetSeen(err.errorCode)))
+    }
+    await event.send.sendHeaders([[':status', '200']])
+    await event.send.write(Buffer.from('first'))
+  })
+  const agent = new Agent({ ca: server.identity.cert })
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const base = `https://localhost:${server.address.split(':')[1]}`
+  const aborter = new AbortController()
+  const never = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new Uint8Array(10)) })
+  const upload = fetch(`${base}/upload`, { method: 'POST', body: never, agent, signal: aborter.signal })
+  await sleep(200)
+  aborter.abort()
+  t.is(((await t.throwsAsync(upload, { any: true })) as Error).name, 'AbortError')
+  t.is(await resetCode, 0x10c)
+  const late = new AbortController()
+  const res = await fetch(`${base}/slow`, { agent, signal: late.signal })
+  const reader = res.body!.getReader()
+  t.is(Buffer.from((await reader.read()).value!).toString(), 'first')
+  late.abort()
+  t.is(((await t.throwsAsync(reader.read(), { any: true })) as Error).name, 'AbortError')
+})
+
+test('a connection that closed is replaced on the next request', async (t) => {
+  const remotes: string[] = []
+  const { server, agent, base } = await start(async (request, info) => {
+    remotes.push(info.remoteAddress)
+    return new Response(request.method)
+  })
+  t.teardown(async () => { await agent.close(); await server.close() })
+  t.is(await (await fetch(base, { agent })).text(), 'GET')
+  const lease = await agent.lease(new URL(base))
+  lease.release()
+  await lease.controller.close()
+  t.is(await (await fetch(base, { agent })).text(), 'GET')
+  t.is(new Set(remotes).size, 2)
 })

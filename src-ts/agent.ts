@@ -37,12 +37,7 @@ export class Agent implements AsyncDisposable {
   /** The open connection to `url`'s origin, connecting first if there is none. @internal */
   async lease(url: URL): Promise<Lease> {
     if (this.#closed) throw new TokioQuicheError('ERR_CLOSED', 'the agent is closed')
-    let entry = this.#pool.get(url.origin)
-    if (entry && (await entry.controller.then((c) => c.isClosed, () => true))) entry = undefined
-    if (!entry || this.#pool.get(url.origin) !== entry) {
-      entry = this.#pool.get(url.origin) ?? this.#connect(url)
-    }
-    const pooled = entry
+    const pooled = this.#pool.get(url.origin) ?? this.#connect(url)
     pooled.inFlight++
     clearTimeout(pooled.idle)
     const controller = await pooled.controller.catch((err: unknown) => {
@@ -70,7 +65,9 @@ export class Agent implements AsyncDisposable {
     const address = `${url.hostname}:${url.port || '443'}`
     const entry: PooledConnection = { controller: connect(address, { ...tls, ...(isIp ? {} : { serverName: host }) }), inFlight: 0 }
     this.#pool.set(url.origin, entry)
-    entry.controller.catch(() => this.#pool.get(url.origin) === entry && this.#pool.delete(url.origin))
+    // A failed or closed (GOAWAY, idle timeout, peer close) connection leaves the pool: the next request connects afresh.
+    const forget = () => this.#pool.get(url.origin) === entry && this.#pool.delete(url.origin)
+    entry.controller.then((c) => c.closed.then(forget), forget)
     return entry
   }
 
