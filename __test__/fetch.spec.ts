@@ -166,3 +166,12 @@ test('a connection that closed is replaced on the next request', async (t) => {
   t.is(await (await fetch(base, { agent })).text(), 'GET')
   t.is(new Set(remotes).size, 2)
 })
+
+test('a port nobody answers on is ERR_CONNECT after the handshake timeout; a bad idleTimeout is ERR_INVALID_ARG', async (t) => {
+  const agent = new Agent({ settings: { handshakeTimeoutMs: 300 } })
+  t.teardown(() => agent.close())
+  const err = await t.throwsAsync<TokioQuicheError>(fetch('https://127.0.0.1:9/', { agent }))
+  t.is(err?.code, 'ERR_CONNECT')
+  t.regex(err!.message, /no QUIC handshake within 300 ms/)
+  t.is(t.throws<TokioQuicheError>(() => new Agent({ idleTimeout: -1 }))?.code, 'ERR_INVALID_ARG')
+})
