@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'ERR_CLOSED'
   | 'ERR_CONNECT'
   | 'ERR_TLS_CERT_REJECTED'
+  | 'ERR_REDIRECT'
   | 'ERR_LISTEN'
   | 'ERR_INTERNAL'
 

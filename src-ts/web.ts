@@ -152,18 +152,49 @@ export function toRequest(event: IncomingHeadersEvent): Request {
   return new LazyRequest(method, parsed.href, headers, build) as unknown as Request
 }
 
-/** The request body as a pull-based stream: nothing is read until the handler reads. */
-function bodyStream(recv: InboundFrameStream): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const frame = await recv.recv()
-      if (frame && frame.data.length > 0) controller.enqueue(frame.data)
-      if (!frame || frame.fin) controller.close()
+/**
+ * A body as a pull-based stream: nothing is read until the reader reads.
+ * `signal` aborting errors the stream with its reason; `onEnd` runs once the
+ * body has ended, failed or been cancelled.
+ */
+export function bodyStream(recv: InboundFrameStream, options: { signal?: AbortSignal; onEnd?: () => void } = {}): ReadableStream<Uint8Array> {
+  const { signal, onEnd } = options
+  let onAbort: (() => void) | undefined
+  const done = () => {
+    if (onAbort) signal?.removeEventListener('abort', onAbort)
+    onEnd?.()
+  }
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        if (!signal) return
+        onAbort = () => {
+          controller.error(signal.reason)
+          recv.close()
+          done()
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+      },
+      async pull(controller) {
+        try {
+          const frame = await recv.recv()
+          if (frame && frame.data.length > 0) controller.enqueue(frame.data)
+          if (!frame || frame.fin) {
+            controller.close()
+            done()
+          }
+        } catch (err) {
+          done()
+          throw err
+        }
+      },
+      cancel() {
+        recv.close()
+        done()
+      },
     },
-    cancel() {
-      recv.close()
-    },
-  })
+    { highWaterMark: 0 },
+  )
 }
 
 /** Undici's slot for a Response's state, if it holds the body's source as expected here; checked once. */

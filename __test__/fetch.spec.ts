@@ -1,0 +1,177 @@
+// fetch() over HTTP/3 against our own serve() server.
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { Agent, type StreamResetError, type TokioQuicheError, fetch, serve } from 'tokio-quiche'
+import { header, patternBytes, sha256, sleep, startServer, testIdentity } from './helpers.js'
+
+/** An echo server: the request's method, content-type and body SHA-256 in headers, the body echoed back. */
+async function start(handler?: Parameters<typeof serve>[1], onConnection?: (remote: string) => void) {
+  const id = await testIdentity()
+  const server = await serve({ socket: '127.0.0.1:0', tls: { cert: id.certPath, privateKey: id.keyPath } }, handler ?? (async (request, info) => {
+    onConnection?.(info.remoteAddress)
+    const bytes = new Uint8Array(await request.arrayBuffer())
+    return new Response(bytes, { headers: { 'x-method': request.method, 'x-type': request.headers.get('content-type') ?? '', 'x-sha': sha256(bytes) } })
+  }))
+  const agent = new Agent({ ca: id.cert })
+  const base = `https://localhost:${server.port}`
+  return { server, agent, base, id }
+}
+
+const bodies: [string, () => unknown, Uint8Array][] = [
+  ['string', () => 'hello h3', Buffer.from('hello h3')],
+  ['Uint8Array', () => patternBytes(70_000), patternBytes(70_000)],
+  ['ArrayBuffer', () => new Uint8Array(patternBytes(1000)).buffer, patternBytes(1000)],
+  ['Blob', () => new Blob([new Uint8Array(patternBytes(5000))]), patternBytes(5000)],
+  ['URLSearchParams', () => new URLSearchParams({ a: '1', b: 'two' }), Buffer.from('a=1&b=two')],
+  ['ReadableStream', () => new Blob([new Uint8Array(patternBytes(3000))]).stream(), patternBytes(3000)],
+  ['async iterable', () => (async function* () { yield patternBytes(10); yield patternBytes(20, 3) })(), Buffer.concat([patternBytes(10), patternBytes(20, 3)])],
+]
+for (const [name, make, expected] of bodies) {
+  test(`a ${name} body is echoed byte for byte`, async (t) => {
+    const { server, agent, base } = await start()
+    t.teardown(async () => { await agent.close(); await server.close() })
+    const res = await fetch(`${base}/echo?q=1`, { method: 'POST', body: make() as BodyInit, agent })
+    t.is(res.status, 200)
+    t.is(res.url, `${base}/echo?q=1`)
+    t.is(res.headers.get('x-sha'), sha256(expected))
+    t.is(sha256(new Uint8Array(await res.arrayBuffer())), sha256(expected))
+    if (name === 'URLSearchParams') t.is(res.headers.get('x-type'), 'application/x-www-form-urlencoded;charset=UTF-8')
+  })
+}
+
+test('FormData gets a multipart content-type with its boundary', async (t) => {
+  const { server, agent, base } = await start()
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const form = new FormData()
+  form.set('field', 'value')
+  const res = await fetch(base, { method: 'PUT', body: form, agent })
+  t.regex(res.headers.get('x-type')!, /^multipart\/form-data; boundary=/)
+  t.regex(await res.text(), /name="field"\r\n\r\nvalue/)
+})
+
+test('a streamed 20 MiB upload and download match by SHA-256; 10 concurrent fetches share one connection', async (t) => {
+  const remotes = new Set<string>()
+  const { server, agent, base } = await start(undefined, (r) => remotes.add(r))
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const big = patternBytes(20 * 1024 * 1024, 5)
+  const res = await fetch(base, { method: 'POST', body: new Blob([new Uint8Array(big)]).stream(), agent })
+  t.is(res.headers.get('x-sha'), sha256(big))
+  t.is(sha256(new Uint8Array(await res.arrayBuffer())), sha256(big))
+  const all = await Promise.all(Array.from({ length: 10 }, (_, i) => fetch(base, { method: 'POST', body: `n${i}`, agent }).then((r) => r.text())))
+  t.deepEqual(all, Array.from({ length: 10 }, (_, i) => `n${i}`))
+  t.is(remotes.size, 1)
+})
+
+test('abort before the response rejects with AbortError; a timeout with TimeoutError', async (t) => {
+  const { server, agent, base } = await start(async () => { await sleep(2000); return new Response('late') })
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const aborter = new AbortController()
+  setTimeout(() => aborter.abort(), 100)
+  const err = await t.throwsAsync(fetch(base, { agent, signal: aborter.signal }), { any: true })
+  t.is((err as Error).name, 'AbortError')
+  const timeout = await t.throwsAsync(fetch(base, { agent, signal: AbortSignal.timeout(100) }), { any: true })
+  t.is((timeout as Error).name, 'TimeoutError')
+})
+
+test('redirects: follow (303 becomes GET), manual, error', async (t) => {
+  const { server, agent, base } = await start(async (request) => {
+    const path = new URL(request.url).pathname
+    if (path === '/see-other') return new Response(null, { status: 303, headers: { location: '/final' } })
+    return new Response(`${request.method} ${path}`)
+  })
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const followed = await fetch(`${base}/see-other`, { method: 'POST', body: 'x', agent })
+  t.is(await followed.text(), 'GET /final')
+  t.true(followed.redirected)
+  t.is(followed.url, `${base}/final`)
+  const manual = await fetch(`${base}/see-other`, { redirect: 'manual', agent })
+  t.is(manual.status, 303)
+  const err = await t.throwsAsync<TokioQuicheError>(fetch(`${base}/see-other`, { redirect: 'error', agent }))
+  t.is(err?.code, 'ERR_REDIRECT')
+})
+
+test('TLS: an untrusted certificate is refused by default; ca and insecureSkipVerify accept it', async (t) => {
+  const { server, agent, base } = await start(() => new Response('ok'))
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const err = await t.throwsAsync<TokioQuicheError>(fetch(base, { agent: new Agent() }))
+  t.is(err?.code, 'ERR_CONNECT')
+  t.regex(err!.message, /certificate was rejected/)
+  t.is(await (await fetch(base, { agent })).text(), 'ok')
+  const insecure = new Agent({ insecureSkipVerify: true })
+  t.is(await (await fetch(base, { agent: insecure })).text(), 'ok')
+  await insecure.close()
+})
+
+test('bad URL and http: URLs are ERR_INVALID_ARG', async (t) => {
+  t.is((await t.throwsAsync<TokioQuicheError>(fetch('not a url')))?.code, 'ERR_INVALID_ARG')
+  t.is((await t.throwsAsync<TokioQuicheError>(fetch('http://localhost/')))?.code, 'ERR_INVALID_ARG')
+})
+
+test("the process exits by itself after a fetch: idle connections close on an unref'd timer", async (t) => {
+  const { server, base, id } = await start(() => new Response('bye'))
+  t.teardown(() => server.close())
+  // The default agent's idle timer is unref'd: after the response, nothing keeps the child alive.
+  const script = `import { Agent, fetch } from 'tokio-quiche'
+// The default agent's options plus our test CA (it trusts only the system store).
+const agent = new Agent({ ca: ${JSON.stringify(id.cert)}, idleTimeout: 1000 })
+const res = await fetch(${JSON.stringify(base)}, { agent })
+console.log(await res.text())`
+  const child = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 15_000,
+  }).catch((err: { stdout: string; stderr: string; code: unknown }) => ({ ...err, failed: true }))
+  t.is(child.stdout.trim(), 'bye', child.stderr)
+})
+
+test('abort while the upload streams resets it with 0x10c; abort after the headers errors the body', async (t) => {
+  let resetSeen!: (code: number) => void
+  const resetCode = new Promise<number>((resolve) => (resetSeen = resolve))
+  const server = await startServer(async (event) => {
+    if (header(event.headers, ':path') === '/upload') {
+      return void (await event.recv.bytes().catch((err: StreamResetError) => resetSeen(err.errorCode)))
+    }
+    await event.send.sendHeaders([[':status', '200']])
+    await event.send.write(Buffer.from('first'))
+  })
+  const agent = new Agent({ ca: server.identity.cert })
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const base = `https://localhost:${server.address.split(':')[1]}`
+  const aborter = new AbortController()
+  const never = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new Uint8Array(10)) })
+  const upload = fetch(`${base}/upload`, { method: 'POST', body: never, agent, signal: aborter.signal })
+  await sleep(200)
+  aborter.abort()
+  t.is(((await t.throwsAsync(upload, { any: true })) as Error).name, 'AbortError')
+  t.is(await resetCode, 0x10c)
+  const late = new AbortController()
+  const res = await fetch(`${base}/slow`, { agent, signal: late.signal })
+  const reader = res.body!.getReader()
+  t.is(Buffer.from((await reader.read()).value!).toString(), 'first')
+  late.abort()
+  t.is(((await t.throwsAsync(reader.read(), { any: true })) as Error).name, 'AbortError')
+})
+
+test('a connection that closed is replaced on the next request', async (t) => {
+  const remotes: string[] = []
+  const { server, agent, base } = await start(async (request, info) => {
+    remotes.push(info.remoteAddress)
+    return new Response(request.method)
+  })
+  t.teardown(async () => { await agent.close(); await server.close() })
+  t.is(await (await fetch(base, { agent })).text(), 'GET')
+  const lease = await agent.lease(new URL(base))
+  lease.release()
+  await lease.controller.close()
+  t.is(await (await fetch(base, { agent })).text(), 'GET')
+  t.is(new Set(remotes).size, 2)
+})
+
+test('a port nobody answers on is ERR_CONNECT after the handshake timeout; a bad idleTimeout is ERR_INVALID_ARG', async (t) => {
+  const agent = new Agent({ settings: { handshakeTimeoutMs: 300 } })
+  t.teardown(() => agent.close())
+  const err = await t.throwsAsync<TokioQuicheError>(fetch('https://127.0.0.1:9/', { agent }))
+  t.is(err?.code, 'ERR_CONNECT')
+  t.regex(err!.message, /no QUIC handshake within 300 ms/)
+  t.is(t.throws<TokioQuicheError>(() => new Agent({ idleTimeout: -1 }))?.code, 'ERR_INVALID_ARG')
+})

@@ -1,0 +1,102 @@
+// fetch() over HTTP/3: the WHATWG Request/Response types on top of
+// ClientH3Controller.request().
+import { Agent } from './agent.js'
+import type { BodyInit as ClientBody } from './client.js'
+import { TokioQuicheError, invalidArg } from './errors.js'
+import { bodyStream } from './web.js'
+
+/** `RequestInit` plus the HTTP/3 connection pool to use. */
+export interface FetchInit extends RequestInit {
+  /** Default: a shared agent whose idle connections close after 1 s (unref'd timer). */
+  agent?: Agent
+}
+
+/** The agent of plain `fetch()`: idle connections close soon so the process can exit. */
+export const defaultAgent = new Agent({ idleTimeout: 1000 })
+
+const MAX_REDIRECTS = 20
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
+/** Fields HTTP/3 forbids or carries as pseudo-headers (RFC 9114 §4.2). */
+const NOT_SENT = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host'])
+
+function isStream(body: unknown): body is ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> {
+  return body instanceof ReadableStream || (body !== null && typeof body === 'object' && Symbol.asyncIterator in body && !(body instanceof Uint8Array))
+}
+
+/**
+ * `fetch()` over HTTP/3 (`https:` URLs only). Errors are
+ * {@link TokioQuicheError}s (`ERR_INVALID_ARG` for a bad or non-https URL,
+ * `ERR_CONNECT`, `ERR_TLS_CERT`, `ERR_REDIRECT`); an aborted `signal` rejects
+ * with its reason (a DOMException `AbortError` or `TimeoutError`) and resets
+ * the stream with H3_REQUEST_CANCELLED (0x10c).
+ */
+export async function fetch(input: string | URL | Request, init: FetchInit = {}): Promise<Response> {
+  const { agent = defaultAgent, ...requestInit } = init
+  const streamBody = isStream(requestInit.body) ? requestInit.body : undefined
+  let request: Request
+  try {
+    request = new Request(input, streamBody ? { ...requestInit, body: null } : requestInit)
+  } catch (err) {
+    throw new TokioQuicheError('ERR_INVALID_ARG', `input: ${(err as Error).message}`, { cause: err })
+  }
+  let url = new URL(request.url)
+  let method = request.method
+  // In-memory bodies become bytes so a 307/308 redirect can send them again.
+  let body: ClientBody | undefined = streamBody ?? (request.body ? new Uint8Array(await request.arrayBuffer()) : undefined)
+  const signal = init.signal ?? undefined
+  for (let redirects = 0; ; redirects++) {
+    if (url.protocol !== 'https:') throw invalidArg('input', `only https: URLs are fetched over HTTP/3, got ${url.protocol}`)
+    const response = await fetchOnce(agent, url, method, request.headers, body, signal)
+    const location = response.headers.get('location')
+    if (request.redirect === 'manual' || location === null || ![301, 302, 303, 307, 308].includes(response.status)) {
+      Object.defineProperty(response, 'redirected', { value: redirects > 0 })
+      return response
+    }
+    await response.body?.cancel()
+    if (request.redirect === 'error') throw new TokioQuicheError('ERR_REDIRECT', `redirected (${response.status}) to ${location} with redirect: 'error'`)
+    if (redirects === MAX_REDIRECTS) throw new TokioQuicheError('ERR_REDIRECT', `more than ${MAX_REDIRECTS} redirects`)
+    url = new URL(location, url)
+    if (response.status === 303 ? method !== 'HEAD' : (response.status === 301 || response.status === 302) && method === 'POST') {
+      method = 'GET'
+      body = undefined
+    } else if (body !== undefined && !(body instanceof Uint8Array)) {
+      throw new TokioQuicheError('ERR_REDIRECT', `a ${response.status} redirect needs the streamed body again`)
+    }
+  }
+}
+
+async function fetchOnce(agent: Agent, url: URL, method: string, fields: Headers, body: ClientBody | undefined, signal: AbortSignal | undefined): Promise<Response> {
+  signal?.throwIfAborted()
+  const lease = await agent.lease(url)
+  const headers: [string, string][] = []
+  fields.forEach((value, name) => {
+    if (!NOT_SENT.has(name) && !(body === undefined && name === 'content-type')) headers.push([name, value])
+  })
+  let answer
+  try {
+    answer = await lease.controller.request({
+      method,
+      path: url.pathname + url.search,
+      authority: url.host,
+      headers,
+      ...(body === undefined ? {} : { body }),
+      ...(signal ? { signal } : {}),
+    })
+  } catch (err) {
+    lease.release()
+    throw err
+  }
+  const responseHeaders = new Headers()
+  for (const [name, value] of answer.headers) if (!name.startsWith(':')) responseHeaders.append(name, value)
+  const hasBody = !NULL_BODY_STATUS.has(answer.status) && method !== 'HEAD'
+  if (!hasBody) {
+    answer.body.close()
+    lease.release()
+  }
+  const response = new Response(hasBody ? bodyStream(answer.body, { ...(signal ? { signal } : {}), onEnd: lease.release }) : null, {
+    status: answer.status,
+    headers: responseHeaders,
+  })
+  Object.defineProperty(response, 'url', { value: url.href })
+  return response
+}
