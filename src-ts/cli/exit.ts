@@ -33,7 +33,7 @@ export function classify(err: unknown): CliError {
   if (err instanceof DOMException && err.name === 'TimeoutError') return new CliError(EXIT.timeout, 'timed out')
   if (err instanceof TokioQuicheError) {
     const message = err.message
-    if (err.code === 'ERR_TLS_CERT' || /certificate was rejected/.test(message)) {
+    if (err.code === 'ERR_TLS_CERT' || err.code === 'ERR_TLS_CERT_REJECTED') {
       return new CliError(EXIT.certificate, `certificate problem: ${message} (pass --ca FILE, or --insecure for a server you run)`)
     }
     // Nothing answers on a closed UDP port: the handshake times out.
