@@ -173,11 +173,13 @@ test('SIGINT lets a download in progress finish before serve exits', async (t) =
   served.child.kill('SIGINT')
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.is(served.child.exitCode, null, 'serve waits for the response in progress')
+  let getErr = ''
+  child.stderr.on('data', (chunk: Buffer) => (getErr += chunk))
   const chunks = [first]
   child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk))
   child.stdout.resume()
   const [getCode] = await once(child, 'exit')
-  t.is(getCode, 0)
+  t.is(getCode, 0, getErr)
   t.is(hash(Buffer.concat(chunks)), hash(big))
   const [serveCode] = served.child.exitCode === null ? await once(served.child, 'exit') : [served.child.exitCode]
   t.is(serveCode, 0)

@@ -367,7 +367,8 @@ function checkPriority(priority: Priority | undefined, field = 'priority'): void
 }
 
 const EMPTY = new Uint8Array(0)
-const RESOLVED: Promise<void> = Promise.resolve()
+/** The promise a send returns when the driver took the frame at once (no back-pressure). */
+export const RESOLVED: Promise<void> = Promise.resolve()
 const noop = () => {}
 
 /**

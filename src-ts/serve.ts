@@ -1,3 +1,4 @@
+import { drain, sendGoaway } from './drain.js'
 import { checkSignal, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
 import type { Header, OutboundFrameSender } from './frames.js'
@@ -43,9 +44,9 @@ export interface Server extends AsyncDisposable {
   close(): Promise<void>
   /**
    * Graceful close: sends GOAWAY on every connection (and on any that
-   * arrives meanwhile), waits until the responses in progress have been
-   * delivered (their streams closed), up to `timeoutMs` (default 30,000),
-   * then {@link Server.close}s.
+   * arrives meanwhile), waits for the clients to close their connections
+   * once their requests are done, up to `timeoutMs` (default 30,000), then
+   * {@link Server.close}s.
    */
   shutdown(options?: { timeoutMs?: number }): Promise<void>
 }
@@ -124,42 +125,19 @@ export async function serve(options: ServeOptions, handler: FetchHandler): Promi
   const onError = options.onError ?? ((err: unknown) => console.error('tokio-quiche serve(): handler failed:', err))
 
   const controllers = new Set<ServerH3Controller>()
-  /**
-   * Request streams not yet closed, over all connections. A stream closes
-   * once its response has been delivered, which is later than the handler's
-   * last write: shutdown() waits for this, not for the handlers.
-   */
-  let openStreams = 0
   let draining = false
-  /** Resolves the wait of shutdown() once no request stream is open. */
-  let onIdle: (() => void) | undefined
-  const goaway = (controller: ServerH3Controller) => {
-    try {
-      controller.sendGoaway()
-    } catch {
-      // Already closed: nothing left to drain there.
-    }
-  }
 
   const finished = (async () => {
     for await (const controller of listener.startH3(options.http3)) {
       const remoteAddress = controller.peerAddress ?? ''
       controllers.add(controller)
-      if (draining) goaway(controller)
+      if (draining) sendGoaway(controller)
       void (async () => {
-        const open = new Set<number>()
-        const closed = (streamId: number) => {
-          if (open.delete(streamId) && --openStreams === 0) onIdle?.()
-        }
         for await (const event of controller) {
-          if (event.type === 'streamClosed' || event.type === 'resetStream') closed(event.streamId)
           if (event.type !== 'headers') continue
-          open.add(event.streamId)
-          openStreams++
           void handle(event, { remoteAddress, streamId: event.streamId, isInEarlyData: event.isInEarlyData }, handler, onError)
         }
         controllers.delete(controller)
-        for (const streamId of open) closed(streamId)
       })()
     }
   })()
@@ -171,15 +149,7 @@ export async function serve(options: ServeOptions, handler: FetchHandler): Promi
   const shutdown = async ({ timeoutMs = 30_000 }: { timeoutMs?: number } = {}) => {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw invalidArg('options.timeoutMs', 'expected a number of milliseconds >= 0')
     draining = true
-    for (const controller of controllers) goaway(controller)
-    if (openStreams > 0) {
-      let timer: NodeJS.Timeout | undefined
-      await new Promise<void>((resolve) => {
-        onIdle = resolve
-        timer = setTimeout(resolve, timeoutMs)
-      })
-      clearTimeout(timer)
-    }
+    await drain(controllers, timeoutMs)
     await close()
   }
   if (options.signal?.aborted) void close()

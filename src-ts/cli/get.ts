@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs'
 import { type FileHandle, open, readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { once } from 'node:events'
@@ -27,13 +26,20 @@ export interface GetOptions {
   progress?: boolean
 }
 
-/** A request body from `-d`/`--data-binary`: `@file` streams the file from disk. */
-function requestBody(data: string | undefined): BodyInit | undefined {
+/**
+ * A request body from `-d`/`--data-binary`: `@file` streams the file from
+ * disk. The file is opened first, so that a missing one fails here and not
+ * as an unhandled stream error after the request went out.
+ */
+async function requestBody(data: string | undefined): Promise<BodyInit | undefined> {
   if (data === undefined) return undefined
   if (!data.startsWith('@')) return data
   const path = data.slice(1)
   if (path === '-') return process.stdin
-  return createReadStream(path, { highWaterMark: 256 * 1024 })
+  const file = await open(path, 'r').catch((err: Error) => {
+    throw new CliError(EXIT.read, `${data}: ${err.message}`)
+  })
+  return file.createReadStream({ highWaterMark: 256 * 1024 })
 }
 
 function parseHeaders(lines: string[]): Header[] {
@@ -111,7 +117,7 @@ export async function get(options: GetOptions): Promise<number> {
   const controller = await connect(`${isIP(host) === 6 ? `[${host}]` : host}:${port}`, connectOptions)
   try {
     log(`handshake done in ${ms(started)}`)
-    const body = requestBody(data)
+    const body = await requestBody(data)
     const response = await controller.request({
       method,
       path: url.pathname + url.search,

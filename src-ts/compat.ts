@@ -1,0 +1,496 @@
+// createServer(): node:http2's compatibility API ((req, res) handlers) over
+// HTTP/3, for Express/Fastify-style code. Built like serve(): listen() and
+// startH3(), one Http3ServerRequest/Http3ServerResponse pair per request.
+import { EventEmitter } from 'node:events'
+import { Readable } from 'node:stream'
+import { drain } from './drain.js'
+import { TokioQuicheError, invalidArg } from './errors.js'
+import type { ServerH3Event } from './events.js'
+import { type Header, type InboundFrameStream, type OutboundFrameSender, RESOLVED } from './frames.js'
+import { ConnectionParams, type ServerTlsOptions } from './params.js'
+import { type QuicListener, type ServerH3Controller, listen } from './server.js'
+import type { Http3SettingsInit, QuicSettings } from './settings.js'
+
+type RequestEvent = Extract<ServerH3Event, { type: 'headers' }>
+
+/** Options of {@link createServer}. */
+export interface CreateServerOptions {
+  /** Certificate and key, as for `serve()`. */
+  tls: ServerTlsOptions
+  settings?: QuicSettings
+  http3?: Http3SettingsInit
+}
+
+/** A `(req, res)` handler as `node:http2`'s compatibility API calls it. */
+export type RequestListener = (req: Http3ServerRequest, res: Http3ServerResponse) => unknown
+
+/** `socket`-like peer information of a request (there is no TCP socket). */
+export interface PeerInfo {
+  remoteAddress: string
+  remotePort: number
+  remoteFamily: 'IPv4' | 'IPv6'
+  localAddress: string
+  localPort: number
+  encrypted: true
+}
+
+function splitAddress(address: string): { host: string; port: number; family: 'IPv4' | 'IPv6' } {
+  const colon = address.lastIndexOf(':')
+  let host = address.slice(0, colon)
+  const family = host.startsWith('[') ? 'IPv6' : 'IPv4'
+  if (family === 'IPv6') host = host.slice(1, -1)
+  return { host, port: Number(address.slice(colon + 1)), family }
+}
+
+/** The peer info of one connection, shared by its requests. */
+function peerInfo(controller: ServerH3Controller): PeerInfo {
+  const remote = splitAddress(controller.peerAddress ?? ':0')
+  const local = splitAddress(controller.localAddress ?? ':0')
+  return { remoteAddress: remote.host, remotePort: remote.port, remoteFamily: remote.family, localAddress: local.host, localPort: local.port, encrypted: true }
+}
+
+/**
+ * `http2.Http2ServerRequest` for HTTP/3: a `Readable` of the request body
+ * that pulls from the stream only while someone reads.
+ */
+export class Http3ServerRequest extends Readable {
+  readonly #event: RequestEvent
+  #headers: Record<string, string> | undefined
+  /** Trailers: HTTP/3 request trailers are not surfaced by the binding, so always empty. */
+  readonly trailers: Record<string, string> = {}
+  readonly httpVersion = '3.0'
+  readonly httpVersionMajor = 3
+  readonly httpVersionMinor = 0
+  readonly socket: PeerInfo
+  /** True once the client reset the stream or the connection went before the body ended. */
+  aborted = false
+  method: string
+  url: string
+
+  constructor(event: RequestEvent, socket: PeerInfo) {
+    super()
+    this.#event = event
+    this.socket = socket
+    let method = 'GET'
+    let path = '/'
+    for (const [name, value] of event.headers) {
+      if (name === ':method') method = value
+      else if (name === ':path') path = value
+    }
+    this.method = method
+    this.url = path
+    if (event.readFin && method !== 'CONNECT') this.push(null)
+  }
+
+  /** Header fields by lower-case name, pseudo-headers included; repeats joined by `, ` (`cookie` by `; `). */
+  get headers(): Record<string, string> {
+    if (!this.#headers) {
+      const headers: Record<string, string> = Object.create(null)
+      for (const [name, value] of this.#event.headers) {
+        const prior = headers[name]
+        headers[name] = prior === undefined ? value : `${prior}${name === 'cookie' ? '; ' : ', '}${value}`
+      }
+      this.#headers = headers
+    }
+    return this.#headers
+  }
+
+  /** Names and values alternately, as received. */
+  get rawHeaders(): string[] {
+    return this.#event.headers.flat()
+  }
+
+  get authority(): string {
+    return this.headers[':authority'] ?? this.headers.host ?? ''
+  }
+
+  get scheme(): string {
+    return this.headers[':scheme'] ?? 'https'
+  }
+
+  /** The QUIC stream id of this request. */
+  get streamId(): number {
+    return this.#event.streamId
+  }
+
+  get connection(): PeerInfo {
+    return this.socket
+  }
+
+  override _read(): void {
+    this.#event.recv.recv().then(
+      (frame) => {
+        if (!frame) return void this.push(null)
+        if (frame.data.length > 0) this.push(frame.data)
+        if (frame.fin) this.push(null)
+        // An empty non-final frame pushed nothing: read on, or the stream stalls.
+        else if (frame.data.length === 0) this._read()
+      },
+      (err: Error) => {
+        this.aborted = true
+        this.emit('aborted')
+        this.destroy(err)
+      },
+    )
+  }
+
+  /** The body stream underneath, for callers that want InboundFrameStream. */
+  get inbound(): InboundFrameStream {
+    return this.#event.recv
+  }
+}
+
+const STATUS_TEXT = 'OK'
+
+/**
+ * `http2.Http2ServerResponse` for HTTP/3. Headers are buffered until the
+ * first `write()`/`end()` (or `writeHead()` + write), and a response ended
+ * before any write goes out in one call with its body.
+ */
+export class Http3ServerResponse extends EventEmitter {
+  readonly req: Http3ServerRequest
+  readonly #send: OutboundFrameSender
+  readonly #isHead: boolean
+  #headers: Map<string, [name: string, value: string | string[]]> | undefined
+  #trailers: Header[] | undefined
+  #headersSent = false
+  #ended = false
+  #finished = false
+  #pending = 0
+  #needDrain = false
+  #closed = false
+  statusCode = 200
+  /** Accepted for compatibility and ignored: HTTP/3 has no reason phrase. */
+  statusMessage = STATUS_TEXT
+  /** Express and Fastify read it; HTTP/3 responses are never chunked. */
+  sendDate = false
+
+  constructor(req: Http3ServerRequest, send: OutboundFrameSender) {
+    super()
+    this.req = req
+    this.#send = send
+    this.#isHead = req.method === 'HEAD'
+  }
+
+  get headersSent(): boolean {
+    return this.#headersSent
+  }
+
+  get writableEnded(): boolean {
+    return this.#ended
+  }
+
+  get writableFinished(): boolean {
+    return this.#finished
+  }
+
+  get finished(): boolean {
+    return this.#ended
+  }
+
+  get socket(): PeerInfo {
+    return this.req.socket
+  }
+
+  /** True while a write waits for the driver (as `Writable.writableNeedDrain`). */
+  get writableNeedDrain(): boolean {
+    return this.#needDrain
+  }
+
+  setHeader(name: string, value: string | number | readonly (string | number)[]): this {
+    if (typeof name !== 'string' || name === '') throw invalidArg('name', 'expected a header name')
+    if (this.#headersSent) throw new TokioQuicheError('ERR_STREAM_FINISHED', `setHeader(${name}): headers were already sent`)
+    const stored = Array.isArray(value) ? value.map(String) : String(value)
+    ;(this.#headers ??= new Map()).set(name.toLowerCase(), [name.toLowerCase(), stored])
+    return this
+  }
+
+  getHeader(name: string): string | string[] | undefined {
+    return this.#headers?.get(name.toLowerCase())?.[1]
+  }
+
+  getHeaders(): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = Object.create(null)
+    if (this.#headers) for (const [name, [, value]] of this.#headers) out[name] = value
+    return out
+  }
+
+  getHeaderNames(): string[] {
+    return this.#headers ? [...this.#headers.keys()] : []
+  }
+
+  hasHeader(name: string): boolean {
+    return this.#headers?.has(name.toLowerCase()) ?? false
+  }
+
+  removeHeader(name: string): void {
+    if (this.#headersSent) throw new TokioQuicheError('ERR_STREAM_FINISHED', `removeHeader(${name}): headers were already sent`)
+    this.#headers?.delete(name.toLowerCase())
+  }
+
+  /** Sets the status and more headers; they leave with the first write or `end()`. */
+  writeHead(statusCode: number, statusMessageOrHeaders?: string | Record<string, string | number | string[]>, headers?: Record<string, string | number | string[]>): this {
+    if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) throw invalidArg('statusCode', `expected an integer 100-999, got ${statusCode}`)
+    this.statusCode = statusCode
+    const extra = typeof statusMessageOrHeaders === 'object' ? statusMessageOrHeaders : headers
+    if (extra) for (const name of Object.keys(extra)) this.setHeader(name, extra[name]!)
+    return this
+  }
+
+  /** Trailers sent after the body when the response ends. */
+  addTrailers(headers: Record<string, string | number>): void {
+    const list = (this.#trailers ??= [])
+    for (const name of Object.keys(headers)) list.push([name.toLowerCase(), String(headers[name])])
+  }
+
+  #headerList(): Header[] {
+    const list: Header[] = [[':status', String(this.statusCode)]]
+    if (this.#headers) {
+      for (const [name, value] of this.#headers.values()) {
+        if (HOP_BY_HOP.has(name)) continue
+        if (typeof value === 'string') list.push([name, value])
+        else for (const v of value) list.push([name, v])
+      }
+    }
+    return list
+  }
+
+  /** Sends the buffered headers now if they have not gone yet. */
+  flushHeaders(): void {
+    if (this.#headersSent) return
+    this.#headersSent = true
+    this.#track(this.#send.sendHeaders(this.#headerList()))
+  }
+
+  /** Like `Writable.write`: false when the driver's queue is full; `'drain'` follows. */
+  write(chunk: string | Uint8Array, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
+    if (typeof encoding === 'function') cb = encoding
+    if (this.#ended) {
+      const err = new TokioQuicheError('ERR_STREAM_CLOSED', 'write after end')
+      if (cb) queueMicrotask(() => cb(err))
+      this.emit('error', err)
+      return false
+    }
+    this.flushHeaders()
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk
+    if (this.#isHead || data.length === 0) {
+      if (cb) queueMicrotask(cb)
+      return true
+    }
+    const sent = this.#send.write(data)
+    this.#track(sent, cb)
+    if (sent === RESOLVED && this.#pending === 0) return true
+    this.#needDrain = true
+    return false
+  }
+
+  /** Ends the response, optionally with a last chunk. */
+  end(chunk?: string | Uint8Array | (() => void), encoding?: BufferEncoding | (() => void), cb?: () => void): this {
+    if (typeof chunk === 'function') [cb, chunk] = [chunk, undefined]
+    else if (typeof encoding === 'function') cb = encoding
+    if (this.#ended) {
+      if (cb) queueMicrotask(cb)
+      return this
+    }
+    this.#ended = true
+    if (cb) this.once('finish', cb)
+    const data = chunk === undefined || this.#isHead ? EMPTY : typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk
+    let done: Promise<void>
+    if (!this.#headersSent && !this.#trailers) {
+      this.#headersSent = true
+      done = this.#send.respond(this.#headerList(), data)
+    } else {
+      this.flushHeaders()
+      if (this.#trailers) {
+        if (data.length > 0) this.#track(this.#send.write(data))
+        done = this.#send.send({ type: 'trailers', headers: this.#trailers })
+      } else done = this.#send.end(data)
+    }
+    done.then(
+      () => {
+        this.#finished = true
+        this.#closed = true
+        this.emit('finish')
+        this.emit('close')
+      },
+      (err: Error) => this.#fail(err),
+    )
+    return this
+  }
+
+  /** Resets the stream (H3_REQUEST_CANCELLED) unless it ended. */
+  destroy(err?: Error): void {
+    this.#send.close()
+    if (!this.#finished) this.#fail(err)
+  }
+
+  #track(sent: Promise<void>, cb?: (err?: Error | null) => void): void {
+    if (sent === RESOLVED) {
+      if (cb) queueMicrotask(cb)
+      return
+    }
+    this.#pending++
+    sent.then(
+      () => {
+        cb?.()
+        if (--this.#pending === 0 && this.#needDrain) {
+          this.#needDrain = false
+          this.emit('drain')
+        }
+      },
+      (err: Error) => {
+        this.#pending--
+        cb?.(err)
+        this.#fail(err)
+      },
+    )
+  }
+
+  #fail(err?: Error): void {
+    if (this.#finished || this.#closed) return
+    this.#closed = true
+    this.#ended = true
+    if (err && this.listenerCount('error') > 0) this.emit('error', err)
+    this.emit('close')
+  }
+}
+// Fastify and others check `res instanceof Writable`-like shapes loosely; pipe() needs these.
+Object.defineProperty(Http3ServerResponse.prototype, 'writable', { get(this: Http3ServerResponse) { return !this.writableEnded } })
+
+/** HTTP/1.1 hop-by-hop fields HTTP/3 forbids (RFC 9114 §4.2); frameworks set some of them. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
+const EMPTY = new Uint8Array(0)
+
+/** `address()` of a listening {@link Http3Server}. */
+export interface AddressInfo {
+  address: string
+  family: 'IPv4' | 'IPv6'
+  port: number
+}
+
+/**
+ * `http2.Http2SecureServer` for HTTP/3: emits `'request'` with
+ * ({@link Http3ServerRequest}, {@link Http3ServerResponse}), plus `'listening'`,
+ * `'error'` and `'close'`.
+ */
+export class Http3Server extends EventEmitter implements AsyncDisposable {
+  readonly #options: CreateServerOptions
+  readonly #params: ConnectionParams
+  #listener: QuicListener | undefined
+  #bound: Promise<void> | undefined
+  #serving: Promise<void> | undefined
+  #closing: Promise<void> | undefined
+  readonly #controllers = new Set<ServerH3Controller>()
+
+  constructor(options: CreateServerOptions, handler?: RequestListener) {
+    super()
+    if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected { tls, settings?, http3? }')
+    this.#options = options
+    // Validates tls and settings now, so bad options throw here.
+    this.#params = ConnectionParams.newServer({ tls: options.tls, ...(options.settings ? { settings: options.settings } : {}) })
+    if (handler !== undefined) {
+      if (typeof handler !== 'function') throw invalidArg('handler', 'expected a function (req, res) => void')
+      this.on('request', handler)
+    }
+  }
+
+  /** Binds UDP `port` on `host` (default `0.0.0.0`); `cb` runs on `'listening'`. */
+  listen(port?: number | { port?: number; host?: string }, host?: string | (() => void), cb?: () => void): this {
+    if (typeof host === 'function') [cb, host] = [host, undefined]
+    const where = typeof port === 'object' && port !== null ? port : { port, host }
+    if (this.#bound) throw new TokioQuicheError('ERR_LISTEN', 'listen(): the server is already listening')
+    if (cb) this.once('listening', cb)
+    this.#bound = listen([{ host: where.host ?? '0.0.0.0', port: where.port ?? 0 }], this.#params).then(
+      ([listener]) => {
+        this.#listener = listener!
+        this.#serving = this.#accept(listener!)
+        this.emit('listening')
+      },
+      (err: Error) => void this.emit('error', err),
+    )
+    return this
+  }
+
+  async #accept(listener: QuicListener): Promise<void> {
+    for await (const controller of listener.startH3(this.#options.http3)) {
+      this.#controllers.add(controller)
+      void this.#serveConnection(controller)
+    }
+  }
+
+  async #serveConnection(controller: ServerH3Controller): Promise<void> {
+    const socket = peerInfo(controller)
+    try {
+      for await (const event of controller) {
+        if (event.type === 'headers') this.#request(event, socket)
+      }
+    } finally {
+      this.#controllers.delete(controller)
+    }
+  }
+
+  #request(event: RequestEvent, socket: PeerInfo): void {
+    const req = new Http3ServerRequest(event, socket)
+    const res = new Http3ServerResponse(req, event.send)
+    res.once('close', () => req.emit('close'))
+    for (const listener of this.listeners('request') as RequestListener[]) {
+      try {
+        const result = listener(req, res) as Promise<unknown> | undefined
+        if (result && typeof result.then === 'function') result.then(undefined, (err: unknown) => this.#handlerFailed(err, res))
+      } catch (err) {
+        this.#handlerFailed(err, res)
+      }
+    }
+  }
+
+
+  /** What a throwing listener leaves behind: a 500 if nothing was sent, else a reset. */
+  #handlerFailed(err: unknown, res: Http3ServerResponse): void {
+    if (!res.headersSent) res.writeHead(500).end()
+    else res.destroy()
+    if (this.listenerCount('error') > 0) this.emit('error', err)
+    else console.error('tokio-quiche createServer(): request handler failed:', err)
+  }
+
+  /** `{ address, family, port }` once listening, else null. */
+  address(): AddressInfo | null {
+    if (!this.#listener) return null
+    const { host, port, family } = splitAddress(this.#listener.localAddress)
+    return { address: host, family, port }
+  }
+
+  get listening(): boolean {
+    return this.#listener !== undefined && !this.#closing
+  }
+
+  /**
+   * Sends GOAWAY on every connection and waits for the clients to close
+   * them once their requests are done (as `node:http2` waits for its
+   * sessions); then stops listening and emits `'close'`.
+   */
+  close(cb?: (err?: Error) => void): this {
+    if (cb) this.once('close', cb)
+    this.#closing ??= (async () => {
+      await this.#bound
+      const listener = this.#listener
+      if (!listener) return
+      await drain(this.#controllers, Infinity)
+      await listener.close()
+      await this.#serving
+    })().then(() => void this.emit('close'))
+    return this
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#closing
+  }
+}
+
+/**
+ * An HTTP/3 server with `node:http2`'s compatibility API: `handler(req, res)`
+ * per request. Call `listen(port)` to start it.
+ */
+export function createServer(options: CreateServerOptions, handler?: RequestListener): Http3Server {
+  return new Http3Server(options, handler)
+}
