@@ -2,6 +2,7 @@ import test from 'ava'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -80,6 +81,7 @@ test('serve prints its certificate and SPKI pin; get -o fetches a 50 MiB file ba
   const [code] = await once(served.child, 'exit')
   t.is(code, 0)
   t.regex(served.stderr(), /SIGINT: sending GOAWAY/)
+  t.false(existsSync(served.certPath), 'the generated certificate and key are removed on exit')
 })
 
 test('get -i shows status and headers; content types, ranges, 404, 416 and no way out of the directory', async (t) => {

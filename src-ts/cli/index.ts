@@ -5,8 +5,8 @@
  * and exit codes.
  */
 import { createHash, createPublicKey } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync, rmSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { serve } from '../serve.js'
 import { writeSelfSignedCertificate } from '../tls.js'
@@ -62,27 +62,34 @@ async function serveCommand(args: string[]): Promise<number> {
   const host = (values.host as string | undefined) ?? '127.0.0.1'
   let tls = { cert: values.cert as string, privateKey: values.key as string }
   let certPem: string
+  // The generated pair is only good for this run: removed on the way out so private keys do not pile up in tmp.
+  let generatedDir: string | undefined
   if (values.cert === undefined) {
     const generated = await writeSelfSignedCertificate(['localhost', '127.0.0.1', '::1'])
+    generatedDir = dirname(generated.certPath)
     tls = { cert: generated.certPath, privateKey: generated.keyPath }
     certPem = generated.cert
     process.stderr.write(`development certificate: ${generated.certPath} (key ${generated.keyPath})\n`)
   } else {
     certPem = readFileSync(tls.cert, 'utf8')
   }
-  process.stderr.write(`certificate SPKI pin (sha256, base64): ${spkiPin(certPem)}\n`)
-  const server = await serve({ socket: { host, port }, tls, onError: (err) => process.stderr.write(`error: ${String(err)}\n`) }, staticFiles(dir))
-  process.stderr.write(`serving ${dir} over HTTP/3 on https://${server.address}/ (Ctrl-C stops)\n`)
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.stderr.write(`${signal}: sending GOAWAY, finishing responses in progress\n`)
-      // A second Ctrl-C does not wait.
-      process.once(signal, () => void server.close())
-      void server.shutdown().then(resolve)
-    }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-  })
+  try {
+    process.stderr.write(`certificate SPKI pin (sha256, base64): ${spkiPin(certPem)}\n`)
+    const server = await serve({ socket: { host, port }, tls, onError: (err) => process.stderr.write(`error: ${String(err)}\n`) }, staticFiles(dir))
+    process.stderr.write(`serving ${dir} over HTTP/3 on https://${server.address}/ (Ctrl-C stops)\n`)
+    await new Promise<void>((resolve) => {
+      const stop = (signal: NodeJS.Signals) => {
+        process.stderr.write(`${signal}: sending GOAWAY, finishing responses in progress\n`)
+        // A second Ctrl-C does not wait.
+        process.once(signal, () => void server.close())
+        void server.shutdown().then(resolve)
+      }
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+    })
+  } finally {
+    if (generatedDir !== undefined) rmSync(generatedDir, { recursive: true, force: true })
+  }
   return EXIT.ok
 }
 
