@@ -52,7 +52,7 @@ test(`rpk: raw public key handshake (${mode('rpk')} the feature)`, async (t) => 
   t.is(await (await client.request()).body.text(), 'raw public key')
   await client.close()
   await t.throwsAsync(connect(address, { serverPublicKey: stranger.spki, settings: { handshakeTimeoutMs: 3000 } }), {
-    code: 'ERR_CONNECT',
+    code: 'ERR_TLS_CERT_REJECTED',
     message: /raw public key does not match serverPublicKey/,
   })
 })
