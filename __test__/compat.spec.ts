@@ -116,14 +116,50 @@ test('close(cb) waits for a request in flight, then settles', async (t) => {
   release()
   const res = await pending
   t.is(await res.body.text(), 'late')
+  await sleep(100)
+  t.false(closedYet, 'close waits for the client to close its connection after GOAWAY')
+  await client.close()
   await done
   t.true(closedYet)
-  await client.close()
 })
 
-test('bad options throw TokioQuicheError naming the field', (t) => {
+test('writeHead, write and end in one tick arrive whole; headers are frozen once sent', async (t) => {
+  const late: unknown[] = []
+  const { server, client } = await start((_req, res) => {
+    res.writeHead(202, { 'content-type': 'text/plain', 'x-n': 2 })
+    res.write('part one, ')
+    t.true(res.headersSent)
+    res.end(Buffer.from('part two'))
+    try {
+      res.setHeader('x-late', '1')
+    } catch (err) {
+      late.push((err as TokioQuicheError).code)
+    }
+  })
+  const res = await client.request({ path: '/' })
+  t.is(res.status, 202)
+  t.is(header(res.headers, 'x-n'), '2')
+  t.is(await res.body.text(), 'part one, part two')
+  t.deepEqual(late, ['ERR_HTTP_HEADERS_SENT'])
+  await client.close()
+  await closed(server)
+})
+
+test('bad options throw TokioQuicheError naming the field', async (t) => {
+  const { certPath: cert, keyPath: privateKey } = await testIdentity()
   const err = t.throws(() => createServer(null as never), { instanceOf: TokioQuicheError })
   t.regex(err!.message, /options/)
   const bad = t.throws(() => createServer({ tls: { cert: 5 as never, privateKey: 'x' } }), { instanceOf: TokioQuicheError })
   t.regex(bad!.message, /cert/)
+  const unknown = t.throws(() => createServer({ tls: { cert, privateKey }, prot: 1 } as never), { instanceOf: TokioQuicheError })
+  t.regex(unknown!.message, /options\.prot/)
+  t.throws(() => createServer({ tls: { cert, privateKey } }, 'handler' as never), { message: /handler/ })
+})
+
+test('listen() refuses a bad port or host by name', async (t) => {
+  const id = await testIdentity()
+  const server = createServer({ tls: { cert: id.certPath, privateKey: id.keyPath } })
+  t.throws(() => server.listen(70000), { instanceOf: TokioQuicheError, message: /port/ })
+  t.throws(() => server.listen({ port: 0, host: '' }), { instanceOf: TokioQuicheError, message: /host/ })
+  t.is(server.address(), null)
 })

@@ -2,7 +2,7 @@
 // HTTP/3, for Express/Fastify-style code. Built like serve(): listen() and
 // startH3(), one Http3ServerRequest/Http3ServerResponse pair per request.
 import { EventEmitter } from 'node:events'
-import { Readable } from 'node:stream'
+import { Readable, Stream } from 'node:stream'
 import { drain } from './drain.js'
 import { TokioQuicheError, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
@@ -143,17 +143,35 @@ export class Http3ServerRequest extends Readable {
 const STATUS_TEXT = 'OK'
 
 /**
- * `http2.Http2ServerResponse` for HTTP/3. Headers are buffered until the
- * first `write()`/`end()` (or `writeHead()` + write), and a response ended
- * before any write goes out in one call with its body.
+ * Body bytes written before the headers left wait with them for the rest of
+ * the current tick, up to this many, so `writeHead(); write(); end()` (as
+ * Fastify sends) still goes out in one `respond()`.
  */
-export class Http3ServerResponse extends EventEmitter {
+const HOLD_LIMIT = 16 * 1024
+
+type WriteCallback = (err?: Error | null) => void
+
+/** The headers and body bytes committed but not yet handed to the driver. */
+interface Held {
+  headers: Header[]
+  chunks: Uint8Array[]
+  bytes: number
+  callbacks: WriteCallback[]
+}
+
+/**
+ * `http2.Http2ServerResponse` for HTTP/3 (a legacy `Stream`, as there).
+ * Headers leave with the first body bytes, and a response ended within the
+ * tick it started in goes out in one call with its body.
+ */
+export class Http3ServerResponse extends Stream {
   readonly req: Http3ServerRequest
   readonly #send: OutboundFrameSender
   readonly #isHead: boolean
-  #headers: Map<string, [name: string, value: string | string[]]> | undefined
+  #headers: Map<string, string | string[]> | undefined
   #trailers: Header[] | undefined
   #headersSent = false
+  #held: Held | undefined
   #ended = false
   #finished = false
   #pending = 0
@@ -172,8 +190,13 @@ export class Http3ServerResponse extends EventEmitter {
     this.#isHead = req.method === 'HEAD'
   }
 
+  /** True once the headers are committed (the first `write()`, `end()` or `flushHeaders()`). */
   get headersSent(): boolean {
     return this.#headersSent
+  }
+
+  get writable(): boolean {
+    return !this.#ended
   }
 
   get writableEnded(): boolean {
@@ -197,21 +220,24 @@ export class Http3ServerResponse extends EventEmitter {
     return this.#needDrain
   }
 
+  #notSent(what: string): void {
+    if (this.#headersSent) throw new TokioQuicheError('ERR_HTTP_HEADERS_SENT', `${what}: the headers were already sent`)
+  }
+
   setHeader(name: string, value: string | number | readonly (string | number)[]): this {
     if (typeof name !== 'string' || name === '') throw invalidArg('name', 'expected a header name')
-    if (this.#headersSent) throw new TokioQuicheError('ERR_STREAM_FINISHED', `setHeader(${name}): headers were already sent`)
-    const stored = Array.isArray(value) ? value.map(String) : String(value)
-    ;(this.#headers ??= new Map()).set(name.toLowerCase(), [name.toLowerCase(), stored])
+    this.#notSent(`setHeader(${name})`)
+    ;(this.#headers ??= new Map()).set(name.toLowerCase(), Array.isArray(value) ? value.map(String) : String(value))
     return this
   }
 
   getHeader(name: string): string | string[] | undefined {
-    return this.#headers?.get(name.toLowerCase())?.[1]
+    return this.#headers?.get(name.toLowerCase())
   }
 
   getHeaders(): Record<string, string | string[]> {
     const out: Record<string, string | string[]> = Object.create(null)
-    if (this.#headers) for (const [name, [, value]] of this.#headers) out[name] = value
+    if (this.#headers) for (const [name, value] of this.#headers) out[name] = value
     return out
   }
 
@@ -224,12 +250,13 @@ export class Http3ServerResponse extends EventEmitter {
   }
 
   removeHeader(name: string): void {
-    if (this.#headersSent) throw new TokioQuicheError('ERR_STREAM_FINISHED', `removeHeader(${name}): headers were already sent`)
+    this.#notSent(`removeHeader(${name})`)
     this.#headers?.delete(name.toLowerCase())
   }
 
   /** Sets the status and more headers; they leave with the first write or `end()`. */
-  writeHead(statusCode: number, statusMessageOrHeaders?: string | Record<string, string | number | string[]>, headers?: Record<string, string | number | string[]>): this {
+  writeHead(statusCode: number, statusMessageOrHeaders?: string | Record<string, string | number | readonly (string | number)[]>, headers?: Record<string, string | number | readonly (string | number)[]>): this {
+    this.#notSent('writeHead()')
     if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) throw invalidArg('statusCode', `expected an integer 100-999, got ${statusCode}`)
     this.statusCode = statusCode
     const extra = typeof statusMessageOrHeaders === 'object' ? statusMessageOrHeaders : headers
@@ -246,7 +273,7 @@ export class Http3ServerResponse extends EventEmitter {
   #headerList(): Header[] {
     const list: Header[] = [[':status', String(this.statusCode)]]
     if (this.#headers) {
-      for (const [name, value] of this.#headers.values()) {
+      for (const [name, value] of this.#headers) {
         if (HOP_BY_HOP.has(name)) continue
         if (typeof value === 'string') list.push([name, value])
         else for (const v of value) list.push([name, v])
@@ -255,15 +282,34 @@ export class Http3ServerResponse extends EventEmitter {
     return list
   }
 
-  /** Sends the buffered headers now if they have not gone yet. */
-  flushHeaders(): void {
+  /** Commits the headers: later body bytes of this tick wait to leave with them. */
+  #commit(): void {
     if (this.#headersSent) return
     this.#headersSent = true
-    this.#track(this.#send.sendHeaders(this.#headerList()))
+    this.#held = { headers: this.#headerList(), chunks: [], bytes: 0, callbacks: [] }
+    queueMicrotask(() => this.#flush())
+  }
+
+  /** Hands the held headers and bytes to the driver; the promise of the bytes, if any. */
+  #flush(): Promise<void> | undefined {
+    const held = this.#held
+    if (!held) return undefined
+    this.#held = undefined
+    this.#track(this.#send.sendHeaders(held.headers))
+    if (held.bytes === 0) return undefined
+    const sent = this.#send.write(concat(held.chunks, held.bytes))
+    this.#track(sent, held.callbacks)
+    return sent
+  }
+
+  /** Sends the headers now if they have not gone yet. */
+  flushHeaders(): void {
+    this.#commit()
+    this.#flush()
   }
 
   /** Like `Writable.write`: false when the driver's queue is full; `'drain'` follows. */
-  write(chunk: string | Uint8Array, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
+  write(chunk: string | Uint8Array, encoding?: BufferEncoding | WriteCallback, cb?: WriteCallback): boolean {
     if (typeof encoding === 'function') cb = encoding
     if (this.#ended) {
       const err = new TokioQuicheError('ERR_STREAM_CLOSED', 'write after end')
@@ -271,40 +317,55 @@ export class Http3ServerResponse extends EventEmitter {
       this.emit('error', err)
       return false
     }
-    this.flushHeaders()
-    const data = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk
+    this.#commit()
+    const data = toBytes(chunk, encoding)
     if (this.#isHead || data.length === 0) {
       if (cb) queueMicrotask(cb)
       return true
     }
-    const sent = this.#send.write(data)
-    this.#track(sent, cb)
+    const held = this.#held
+    let sent: Promise<void> | undefined
+    if (held) {
+      held.chunks.push(data)
+      held.bytes += data.length
+      if (cb) held.callbacks.push(cb)
+      if (held.bytes < HOLD_LIMIT) return true
+      sent = this.#flush()
+    } else {
+      sent = this.#send.write(data)
+      this.#track(sent, cb ? [cb] : [])
+    }
     if (sent === RESOLVED && this.#pending === 0) return true
     this.#needDrain = true
     return false
   }
 
   /** Ends the response, optionally with a last chunk. */
-  end(chunk?: string | Uint8Array | (() => void), encoding?: BufferEncoding | (() => void), cb?: () => void): this {
+  end(chunk?: string | Uint8Array | null | (() => void), encoding?: BufferEncoding | null | (() => void), cb?: (() => void) | null): this {
     if (typeof chunk === 'function') [cb, chunk] = [chunk, undefined]
     else if (typeof encoding === 'function') cb = encoding
     if (this.#ended) {
       if (cb) queueMicrotask(cb)
       return this
     }
+    this.#commit()
     this.#ended = true
     if (cb) this.once('finish', cb)
-    const data = chunk === undefined || this.#isHead ? EMPTY : typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk
+    const last = chunk == null || this.#isHead ? EMPTY : toBytes(chunk, encoding)
+    const held = this.#held
     let done: Promise<void>
-    if (!this.#headersSent && !this.#trailers) {
-      this.#headersSent = true
-      done = this.#send.respond(this.#headerList(), data)
+    if (held && !this.#trailers) {
+      // The whole response is still here: one call carries it.
+      this.#held = undefined
+      if (last.length > 0) held.chunks.push(last)
+      done = this.#send.respond(held.headers, concat(held.chunks, held.bytes + last.length))
+      this.#track(done, held.callbacks)
     } else {
-      this.flushHeaders()
+      this.#flush()
       if (this.#trailers) {
-        if (data.length > 0) this.#track(this.#send.write(data))
+        if (last.length > 0) this.#track(this.#send.write(last))
         done = this.#send.send({ type: 'trailers', headers: this.#trailers })
-      } else done = this.#send.end(data)
+      } else done = this.#send.end(last)
     }
     done.then(
       () => {
@@ -318,21 +379,23 @@ export class Http3ServerResponse extends EventEmitter {
     return this
   }
 
-  /** Resets the stream (H3_REQUEST_CANCELLED) unless it ended. */
-  destroy(err?: Error): void {
+  /** Resets the stream (H3_REQUEST_CANCELLED) unless it ended; held bytes are dropped. */
+  destroy(err?: Error): this {
+    this.#held = undefined
     this.#send.close()
     if (!this.#finished) this.#fail(err)
+    return this
   }
 
-  #track(sent: Promise<void>, cb?: (err?: Error | null) => void): void {
+  #track(sent: Promise<void>, callbacks: readonly WriteCallback[] = []): void {
     if (sent === RESOLVED) {
-      if (cb) queueMicrotask(cb)
+      for (const cb of callbacks) queueMicrotask(cb)
       return
     }
     this.#pending++
     sent.then(
       () => {
-        cb?.()
+        for (const cb of callbacks) cb()
         if (--this.#pending === 0 && this.#needDrain) {
           this.#needDrain = false
           this.emit('drain')
@@ -340,7 +403,7 @@ export class Http3ServerResponse extends EventEmitter {
       },
       (err: Error) => {
         this.#pending--
-        cb?.(err)
+        for (const cb of callbacks) cb(err)
         this.#fail(err)
       },
     )
@@ -354,12 +417,23 @@ export class Http3ServerResponse extends EventEmitter {
     this.emit('close')
   }
 }
-// Fastify and others check `res instanceof Writable`-like shapes loosely; pipe() needs these.
-Object.defineProperty(Http3ServerResponse.prototype, 'writable', { get(this: Http3ServerResponse) { return !this.writableEnded } })
+
+function toBytes(chunk: string | Uint8Array, encoding: unknown): Uint8Array {
+  if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+  if (chunk instanceof Uint8Array) return chunk
+  throw invalidArg('chunk', 'expected a string, Buffer or Uint8Array')
+}
+
+function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!
+  return Buffer.concat(chunks, bytes)
+}
 
 /** HTTP/1.1 hop-by-hop fields HTTP/3 forbids (RFC 9114 §4.2); frameworks set some of them. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
 const EMPTY = new Uint8Array(0)
+
+const SERVER_KEYS = new Set(['tls', 'settings', 'http3'])
 
 /** `address()` of a listening {@link Http3Server}. */
 export interface AddressInfo {
@@ -385,6 +459,7 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
   constructor(options: CreateServerOptions, handler?: RequestListener) {
     super()
     if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected { tls, settings?, http3? }')
+    for (const key of Object.keys(options)) if (!SERVER_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
     this.#options = options
     // Validates tls and settings now, so bad options throw here.
     this.#params = ConnectionParams.newServer({ tls: options.tls, ...(options.settings ? { settings: options.settings } : {}) })
@@ -398,6 +473,9 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
   listen(port?: number | { port?: number; host?: string }, host?: string | (() => void), cb?: () => void): this {
     if (typeof host === 'function') [cb, host] = [host, undefined]
     const where = typeof port === 'object' && port !== null ? port : { port, host }
+    if (where.port !== undefined && !(Number.isInteger(where.port) && where.port >= 0 && where.port <= 65535)) throw invalidArg('port', `expected an integer 0-65535, got ${String(where.port)}`)
+    if (where.host !== undefined && (typeof where.host !== 'string' || where.host === '')) throw invalidArg('host', 'expected a host name or IP address')
+    if (cb !== undefined && typeof cb !== 'function') throw invalidArg('callback', 'expected a function')
     if (this.#bound) throw new TokioQuicheError('ERR_LISTEN', 'listen(): the server is already listening')
     if (cb) this.once('listening', cb)
     this.#bound = listen([{ host: where.host ?? '0.0.0.0', port: where.port ?? 0 }], this.#params).then(

@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'ERR_TLS_CERT_REJECTED'
   | 'ERR_REDIRECT'
   | 'ERR_LISTEN'
+  /** createServer(): a header change after they left; Node's own code, which frameworks test for. */
+  | 'ERR_HTTP_HEADERS_SENT'
   | 'ERR_INTERNAL'
 
 /**
