@@ -158,3 +158,21 @@ test('a request a WHATWG Request refuses gets 400; one it rewrites reaches the h
   t.deepEqual(seen, ['DELETE https://localhost/b', 'GET https://localhost/a/d'])
   await client.close()
 })
+
+test("serve({ fetch, port, hostname }): @hono/node-server's shape, its listener gets the address; bad fields are named", async (t) => {
+  const id = await testIdentity()
+  const tls = { cert: id.certPath, privateKey: id.keyPath }
+  const heard: unknown[] = []
+  const server = await serve({ fetch: (request, info) => new Response(`${new URL(request.url).pathname} from ${info.remoteAddress.split(':')[0]}`), port: 0, hostname: '127.0.0.1', tls }, (info) => heard.push(info))
+  t.teardown(() => server.close())
+  t.deepEqual(heard, [{ address: '127.0.0.1', family: 'IPv4', port: server.port }])
+  const client = await connect(server.address, { serverName: 'localhost', ca: id.cert })
+  t.teardown(() => client.close())
+  t.is(await (await client.request({ path: '/x' })).body.text(), '/x from 127.0.0.1')
+  const fetch = () => new Response()
+  await t.throwsAsync(serve({ fetch, port: -1, tls }), { code: 'ERR_INVALID_ARG', message: /options\.port/ })
+  await t.throwsAsync(serve({ fetch, hostname: '', tls }), { code: 'ERR_INVALID_ARG', message: /options\.hostname/ })
+  await t.throwsAsync(serve({ fetch, tls, socket: '127.0.0.1:0' } as never), { code: 'ERR_INVALID_ARG', message: /options\.socket/ })
+  await t.throwsAsync(serve({ fetch: 'app' as never, tls }), { code: 'ERR_INVALID_ARG', message: /options\.fetch/ })
+  await t.throwsAsync(serve({ fetch, tls, port: 0, createServer: {} } as never), { code: 'ERR_INVALID_ARG', message: /options\.createServer/ })
+})

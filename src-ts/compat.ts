@@ -3,10 +3,11 @@
 // startH3(), one Http3ServerRequest/Http3ServerResponse pair per request.
 import { EventEmitter } from 'node:events'
 import { Readable, Stream } from 'node:stream'
+import { type AddressInfo, addressInfo } from './address.js'
 import { drain } from './drain.js'
 import { TokioQuicheError, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
-import { type Header, type InboundFrameStream, type OutboundFrameSender, RESOLVED } from './frames.js'
+import { HOP_BY_HOP, type Header, type InboundFrameStream, type OutboundFrameSender, RESOLVED } from './frames.js'
 import { ConnectionParams, type ServerTlsOptions } from './params.js'
 import { type QuicListener, type ServerH3Controller, listen } from './server.js'
 import type { Http3SettingsInit, QuicSettings } from './settings.js'
@@ -34,19 +35,11 @@ export interface PeerInfo {
   encrypted: true
 }
 
-function splitAddress(address: string): { host: string; port: number; family: 'IPv4' | 'IPv6' } {
-  const colon = address.lastIndexOf(':')
-  let host = address.slice(0, colon)
-  const family = host.startsWith('[') ? 'IPv6' : 'IPv4'
-  if (family === 'IPv6') host = host.slice(1, -1)
-  return { host, port: Number(address.slice(colon + 1)), family }
-}
-
 /** The peer info of one connection, shared by its requests. */
 function peerInfo(controller: ServerH3Controller): PeerInfo {
-  const remote = splitAddress(controller.peerAddress ?? ':0')
-  const local = splitAddress(controller.localAddress ?? ':0')
-  return { remoteAddress: remote.host, remotePort: remote.port, remoteFamily: remote.family, localAddress: local.host, localPort: local.port, encrypted: true }
+  const remote = addressInfo(controller.peerAddress ?? ':0')
+  const local = addressInfo(controller.localAddress ?? ':0')
+  return { remoteAddress: remote.address, remotePort: remote.port, remoteFamily: remote.family, localAddress: local.address, localPort: local.port, encrypted: true }
 }
 
 /**
@@ -429,18 +422,9 @@ function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
   return Buffer.concat(chunks, bytes)
 }
 
-/** HTTP/1.1 hop-by-hop fields HTTP/3 forbids (RFC 9114 §4.2); frameworks set some of them. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
 const EMPTY = new Uint8Array(0)
 
 const SERVER_KEYS = new Set(['tls', 'settings', 'http3'])
-
-/** `address()` of a listening {@link Http3Server}. */
-export interface AddressInfo {
-  address: string
-  family: 'IPv4' | 'IPv6'
-  port: number
-}
 
 /**
  * `http2.Http2SecureServer` for HTTP/3: emits `'request'` with
@@ -533,8 +517,7 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
   /** `{ address, family, port }` once listening, else null. */
   address(): AddressInfo | null {
     if (!this.#listener) return null
-    const { host, port, family } = splitAddress(this.#listener.localAddress)
-    return { address: host, family, port }
+    return addressInfo(this.#listener.localAddress)
   }
 
   get listening(): boolean {

@@ -55,6 +55,13 @@ export function pairHeaders(block: string | readonly string[]): Header[] {
   return headers
 }
 
+/**
+ * HTTP/1.1 hop-by-hop fields HTTP/3 forbids (RFC 9114 §4.2). Responses from
+ * HTTP/1.1-minded code (a `Response`, a framework's `res`) may carry them;
+ * the servers drop them.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
+
 /** RFC 9218 priority for a response. */
 export interface Priority {
   /** 0 (most urgent) to 7. Default 3. */

@@ -36,10 +36,11 @@ export type { FetchInit } from './fetch.js'
 export { Agent } from './agent.js'
 export type { AgentOptions, Lease } from './agent.js'
 export { createServer, Http3Server, Http3ServerRequest, Http3ServerResponse } from './compat.js'
-export type { AddressInfo, CreateServerOptions, PeerInfo, RequestListener } from './compat.js'
+export type { AddressInfo } from './address.js'
+export type { CreateServerOptions, PeerInfo, RequestListener } from './compat.js'
 export { setLogger } from './logging.js'
 export type { LogLevel, LogRecord } from './logging.js'
-export type { FetchHandler, RequestInfo, ServeOptions, Server } from './serve.js'
+export type { FetchHandler, FetchServeOptions, RequestInfo, ServeOptions, Server } from './serve.js'
 
 // TOKIO_QUICHE_LOG=<level>: logs to stderr without code changes.
 logFromEnvironment()

@@ -1,7 +1,8 @@
+import { type AddressInfo, addressInfo } from './address.js'
 import { drain, sendGoaway } from './drain.js'
 import { checkSignal, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
-import type { Header, OutboundFrameSender } from './frames.js'
+import { HOP_BY_HOP, type Header, type OutboundFrameSender } from './frames.js'
 import { ConnectionParams, type ServerTlsOptions } from './params.js'
 import { type ListenSocket, type QuicListener, type ServerH3Controller, listen } from './server.js'
 import type { Http3SettingsInit, QuicSettings } from './settings.js'
@@ -33,6 +34,19 @@ export interface ServeOptions {
 
 const SERVE_KEYS = new Set(['socket', 'tls', 'settings', 'http3', 'signal', 'onError'])
 
+/**
+ * `@hono/node-server`'s `serve()` options: the handler in `fetch` (Hono's
+ * `app.fetch`, which gets {@link RequestInfo} as its `env`), and `port` /
+ * `hostname` instead of `socket`.
+ */
+export interface FetchServeOptions extends Omit<ServeOptions, 'socket'> {
+  fetch: FetchHandler
+  /** UDP port. Default 3000, as `@hono/node-server`. */
+  port?: number
+  /** Default `0.0.0.0`. */
+  hostname?: string
+}
+
 /** A running {@link serve} server. */
 export interface Server extends AsyncDisposable {
   /** The bound `ip:port`. */
@@ -50,9 +64,6 @@ export interface Server extends AsyncDisposable {
    */
   shutdown(options?: { timeoutMs?: number }): Promise<void>
 }
-
-/** HTTP/1.1 hop-by-hop fields a Response may carry but HTTP/3 forbids (RFC 9114 §4.2). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
 
 /** Settles once the microtasks queued before it have run. */
 const afterMicrotasks = () => new Promise<typeof PENDING>((resolve) => setImmediate(resolve, PENDING))
@@ -110,12 +121,32 @@ async function handle(event: Extract<ServerH3Event, { type: 'headers' }>, info: 
 }
 
 /**
+ * The `@hono/node-server` shape, `serve({ fetch: app.fetch, port, tls })`;
+ * `listeningListener` gets the bound address once listening.
+ */
+export function serve(options: FetchServeOptions, listeningListener?: (info: AddressInfo) => void): Promise<Server>
+/**
  * An HTTP/3 server with a fetch-style handler, on top of `listen()` and
  * `QuicListener.startH3()`: each request becomes a WHATWG `Request` (its body a
  * pull-based `ReadableStream`), and the returned `Response` is streamed back.
  */
-export async function serve(options: ServeOptions, handler: FetchHandler): Promise<Server> {
+// Last, so `Parameters<typeof serve>` still reads this form.
+export function serve(options: ServeOptions, handler: FetchHandler): Promise<Server>
+export async function serve(options: ServeOptions | FetchServeOptions, second?: FetchHandler | ((info: AddressInfo) => void)): Promise<Server> {
   if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected { tls, socket?, ... }')
+  if (!('fetch' in options)) return serveHandler(options, second as FetchHandler)
+  const { fetch, port = 3000, hostname = '0.0.0.0', ...rest } = options
+  if (typeof fetch !== 'function') throw invalidArg('options.fetch', 'expected a function (request) => Response, such as app.fetch')
+  if ('socket' in rest) throw invalidArg('options.socket', 'give port and hostname with options.fetch')
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArg('options.port', `expected an integer 0-65535, got ${String(port)}`)
+  if (typeof hostname !== 'string' || hostname === '') throw invalidArg('options.hostname', 'expected a host name or IP address')
+  if (second !== undefined && typeof second !== 'function') throw invalidArg('listeningListener', 'expected a function')
+  const server = await serveHandler({ ...rest, socket: { host: hostname, port } }, fetch)
+  ;(second as ((info: AddressInfo) => void) | undefined)?.(addressInfo(server.address))
+  return server
+}
+
+async function serveHandler(options: ServeOptions, handler: FetchHandler): Promise<Server> {
   if (typeof handler !== 'function') throw invalidArg('handler', 'expected a function (request) => Response')
   for (const key of Object.keys(options)) if (!SERVE_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
   if (options.onError !== undefined && typeof options.onError !== 'function') throw invalidArg('options.onError', 'expected a function')
