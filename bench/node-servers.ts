@@ -1,17 +1,28 @@
 // Subjects H2 and H1: Node's own http2.createSecureServer and
-// https.createServer over TLS 1.3 with the same certificate, serving
-// bench/routes.ts exactly as subjects N, P and S do.
-//   tsx bench/node-servers.ts h2|h1 ADDR CERT KEY
+// https.createServer over TLS 1.3 with the same certificate; and R: this
+// package's createServer(), node:http2's compatibility API over HTTP/3. All
+// three run the one (req, res) handler below, serving bench/routes.ts
+// exactly as subjects N, P and S do.
+//   tsx bench/node-servers.ts h2|h1|h3 ADDR CERT KEY
 import { readFileSync } from 'node:fs'
-import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
-import { type IncomingMessage, type ServerResponse } from 'node:http'
+import { createSecureServer } from 'node:http2'
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { answerStats, countUpload, responseSize, writeBody } from './routes'
+import { bridgeCounters, createServer as createH3Server } from 'tokio-quiche'
+import { type BodySink, answerStats, countUpload, responseSize, writeBody } from './routes'
+
+/** What the handler uses of a request and a response: all three servers' have it. */
+type Request = AsyncIterable<Uint8Array> & { method?: string; url?: string }
+interface Response extends BodySink {
+  writeHead(status: number, headers: Record<string, number>): unknown
+  end(): unknown
+  end(body: string): unknown
+  destroy(): unknown
+}
 
 const MiB = 1024 * 1024
 
-async function handle(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): Promise<void> {
+async function handle(req: Request, res: Response): Promise<void> {
   if (req.method === 'POST') {
     const body = String(await countUpload(req))
     res.writeHead(200, { 'content-length': Buffer.byteLength(body) })
@@ -23,7 +34,7 @@ async function handle(req: IncomingMessage | Http2ServerRequest, res: ServerResp
   await writeBody(res, size)
 }
 
-function onRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
+function onRequest(req: Request, res: Response): void {
   handle(req, res).catch(() => res.destroy())
 }
 
@@ -38,12 +49,14 @@ async function main(): Promise<void> {
         createSecureServer({ ...tls, settings: { initialWindowSize: MiB } }, onRequest).on('session', (s) => s.setLocalWindowSize(10 * MiB))
       : kind === 'h1'
         ? createServer(tls, onRequest)
-        : undefined
-  if (!server) throw new Error(`usage: node-servers.ts h2|h1 ADDR CERT KEY (got '${kind}')`)
+        : kind === 'h3'
+          ? createH3Server({ tls: { cert: cert!, privateKey: key! } }, onRequest)
+          : undefined
+  if (!server) throw new Error(`usage: node-servers.ts h2|h1|h3 ADDR CERT KEY (got '${kind}')`)
   // Idle connections stay open as long as the QUIC subjects' would (their idle
   // timeout is 30 s or more); Node's HTTP/1.1 default closes them after 5 s.
   if ('keepAliveTimeout' in server) server.keepAliveTimeout = 0
-  answerStats()
+  answerStats(kind === 'h3' ? () => ({ bridge: bridgeCounters() }) : undefined)
   const sep = addr.lastIndexOf(':')
   server.listen(Number(addr.slice(sep + 1)), addr.slice(0, sep), () => {
     const { address, port } = server.address() as AddressInfo

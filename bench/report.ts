@@ -119,6 +119,8 @@ function summarize(s: Scenario, runs: Run[]): Summary {
 const RATIOS: [string, string][] = [
   ['P', 'N'],
   ['S', 'N'],
+  ['R', 'P'],
+  ['R', 'H2'],
   ['P', 'H2'],
   ['P', 'H1'],
   ['C2', 'C1'],
@@ -166,7 +168,8 @@ process per run, each server-side run after ${session.warmup} s of the same load
 warm-up). Release builds. Medians over the runs, spread = min–max.
 
 Subjects: N = a native Rust tokio-quiche server (\`tq-bench server\`); P = this package through the
-controller API (bench/server.ts, connections started with \`listener.startH3()\`); S = this package through \`serve()\`; H2 = Node's \`http2.createSecureServer\`
+controller API (bench/server.ts, connections started with \`listener.startH3()\`); S = this package through \`serve()\`; R = this package through \`createServer()\`
+with the same \`(req, res)\` handler as H2 and H1; H2 = Node's \`http2.createSecureServer\` (its compatibility API)
 and H1 = Node's \`https.createServer\` (bench/node-servers.ts, TLS 1.3, same certificate); C1/C2 = P in 1 or
 2 \`node:cluster\` workers on one SO_REUSEPORT port (\`--cluster\`). All serve the same routes (bench/routes.ts).
 N and \`tq-bench load\` use the system allocator, as a tokio-quiche program does by default; this
@@ -187,7 +190,7 @@ Columns: "server CPU" is the server's user+system CPU per unit of work (for idle
 per connection, Node subjects only; for client-side rows: server N's share of one core). "client CPU" is
 the load client's share of one core — where it is near 100 %, the client rather than the server bounds the
 result, so ratios there understate the gap — and for client-side rows also the subject client's CPU per unit.
-Client and server share the machine's cores. "napi crossings" (subjects P and S) counts, per request, calls
+Client and server share the machine's cores. "napi crossings" (subjects P, S and R) counts, per request, calls
 from JS into the binding's per-request methods and the runtime's wake-ups of JS (\`bridgeCounters()\`). Ratios are medians divided; for latency and idle memory lower
 is better, so there a ratio below 1 favours the numerator.
 

@@ -5,7 +5,6 @@
 // and the stats channel: each line on stdin is answered on stdout with
 // `stats {"uploaded":N,"heapUsed":N}` (bench/subjects.ts reads it).
 import { createInterface } from 'node:readline'
-import type { Writable } from 'node:stream'
 
 export const CHUNK = 64 * 1024
 export const SMALL = 1024
@@ -35,8 +34,16 @@ export async function countUpload(body: AsyncIterable<Uint8Array>): Promise<numb
   return n
 }
 
-/** Writes an n-byte body to a Node stream (http1 response or http2 stream), honouring back-pressure. */
-export async function writeBody(out: Writable, size: number): Promise<void> {
+/** What writeBody() needs of a response: a Writable's write/drain/end contract. */
+export interface BodySink {
+  write(chunk: Buffer): boolean
+  once(event: 'drain' | 'close', listener: () => void): unknown
+  off(event: 'close', listener: () => void): unknown
+  end(): unknown
+}
+
+/** Writes an n-byte body to a Node stream (an http1, http2 or createServer() response), honouring back-pressure. */
+export async function writeBody(out: BodySink, size: number): Promise<void> {
   for (const chunk of bodyChunks(size)) {
     if (!out.write(chunk)) {
       await new Promise<void>((resolve, reject) => {

@@ -28,7 +28,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '1' },
     concurrency: { type: 'string' },
     conns: { type: 'string' },
-    subjects: { type: 'string', default: 'N,P,S,H2,H1' },
+    subjects: { type: 'string', default: 'N,P,S,R,H2,H1' },
     cluster: { type: 'boolean', default: false },
     'skip-build': { type: 'boolean', default: false },
   },
@@ -66,7 +66,7 @@ function openFileLimit(): number {
 /** Which subjects run a scenario, and which are left out with why. */
 function plan(s: Scenario, haveH2load: boolean, clusterOk: string | true): { entries: Entry[]; skipped: string[] } {
   if (s.side === 'client') return { entries: CLIENT_SIDE.filter((e) => wanted.has(e.id)), skipped: [] }
-  const ids: SubjectId[] = ['N', 'P', 'S', 'H2', 'H1', ...(values.cluster && s.cluster ? (['C1', 'C2'] as const) : [])]
+  const ids: SubjectId[] = ['N', 'P', 'S', 'R', 'H2', 'H1', ...(values.cluster && s.cluster ? (['C1', 'C2'] as const) : [])]
   const entries: Entry[] = []
   const skipped: string[] = []
   for (const id of ids) {

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { TQ_BENCH } from './clients'
 import { startProcess } from './proc'
 
-export type SubjectId = 'N' | 'P' | 'S' | 'H2' | 'H1' | 'C1' | 'C2'
+export type SubjectId = 'N' | 'P' | 'S' | 'R' | 'H2' | 'H1' | 'C1' | 'C2'
 
 export interface Subject {
   id: SubjectId
@@ -20,6 +20,7 @@ export const SUBJECTS: Record<SubjectId, Subject> = {
   N: { id: 'N', label: 'N (native tokio-quiche)', protocol: 'h3', command: (a, c, k) => [TQ_BENCH, ['server', a, c, k]] },
   P: { id: 'P', label: 'P (this package, controller API)', protocol: 'h3', command: (a, c, k) => node('server.ts', a, c, k, 'controller') },
   S: { id: 'S', label: 'S (this package, serve())', protocol: 'h3', command: (a, c, k) => node('server.ts', a, c, k, 'serve') },
+  R: { id: 'R', label: 'R (this package, createServer())', protocol: 'h3', command: (a, c, k) => node('node-servers.ts', 'h3', a, c, k) },
   H2: { id: 'H2', label: "H2 (Node's http2.createSecureServer)", protocol: 'h2', command: (a, c, k) => node('node-servers.ts', 'h2', a, c, k) },
   H1: { id: 'H1', label: "H1 (Node's https.createServer)", protocol: 'h1', command: (a, c, k) => node('node-servers.ts', 'h1', a, c, k) },
   C1: { id: 'C1', label: 'C1 (P under node:cluster, 1 worker)', protocol: 'h3', command: (a, c, k) => node('cluster-server.ts', a, c, k, '1') },
@@ -31,7 +32,7 @@ export interface ServerStats {
   uploaded: number
   /** Live JS heap (Node subjects only). */
   heapUsed?: number
-  /** JS↔Rust crossings so far (subjects P and S). */
+  /** JS↔Rust crossings so far (subjects P, S and R). */
   bridge?: { toRust: number; toJs: number }
 }
 
