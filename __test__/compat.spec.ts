@@ -85,6 +85,33 @@ test('a request body reads as a Readable; a response with trailers ends cleanly'
   await closed(server)
 })
 
+test('req pulls the body only while read: an unread upload stalls the client, reading lets it finish', async (t) => {
+  const chunk = patternBytes(64 * 1024, 9)
+  const total = 128
+  let pulled = 0
+  async function* upload() {
+    for (; pulled < total; pulled++) yield chunk
+  }
+  let startReading!: () => void
+  const reading = new Promise<void>((r) => (startReading = r))
+  const { server, client } = await start(async (req, res) => {
+    await reading
+    let bytes = 0
+    for await (const part of req) bytes += (part as Buffer).length
+    res.end(String(bytes))
+  })
+  const pending = client.request({ method: 'POST', path: '/up', body: upload() })
+  await sleep(500)
+  const stalledAt = pulled
+  t.true(stalledAt < total / 2, `the client could write only about a flow-control window (${stalledAt} of ${total} chunks)`)
+  startReading()
+  const res = await pending
+  t.is(await res.body.text(), String(total * chunk.length))
+  t.is(pulled, total)
+  await client.close()
+  await closed(server)
+})
+
 test('a thrown or rejected handler error answers 500 and the server keeps serving', async (t) => {
   const errors: unknown[] = []
   const { server, client } = await start(async (req, res) => {
