@@ -18,7 +18,9 @@ type RequestEvent = Extract<ServerH3Event, { type: 'headers' }>
 export interface CreateServerOptions {
   /** Certificate and key, as for `serve()`. */
   tls: ServerTlsOptions
+  /** QUIC transport settings (idle timeout, flow-control windows, ...). */
   settings?: QuicSettings
+  /** HTTP/3 SETTINGS the server sends. */
   http3?: Http3SettingsInit
 }
 
@@ -27,11 +29,15 @@ export type RequestListener = (req: Http3ServerRequest, res: Http3ServerResponse
 
 /** `socket`-like peer information of a request (there is no TCP socket). */
 export interface PeerInfo {
+  /** The client's IP address. */
   remoteAddress: string
+  /** The client's UDP port. */
   remotePort: number
   remoteFamily: 'IPv4' | 'IPv6'
+  /** The server's address the connection arrived on. */
   localAddress: string
   localPort: number
+  /** Always true: QUIC is always TLS (`tls.TLSSocket` has it; frameworks read it for the protocol). */
   encrypted: true
 }
 
@@ -51,13 +57,17 @@ export class Http3ServerRequest extends Readable {
   #headers: Record<string, string> | undefined
   /** Trailers: HTTP/3 request trailers are not surfaced by the binding, so always empty. */
   readonly trailers: Record<string, string> = {}
+  /** `'3.0'`, as `node:http2` says `'2.0'`. */
   readonly httpVersion = '3.0'
   readonly httpVersionMajor = 3
   readonly httpVersionMinor = 0
+  /** The connection's peer, in a `net.Socket`'s property names. */
   readonly socket: PeerInfo
   /** True once the client reset the stream or the connection went before the body ended. */
   aborted = false
+  /** The `:method` pseudo-header. */
   method: string
+  /** The `:path` pseudo-header (path and query); frameworks may rewrite it. */
   url: string
 
   constructor(event: RequestEvent, socket: PeerInfo) {
@@ -93,10 +103,12 @@ export class Http3ServerRequest extends Readable {
     return this.#event.headers.flat()
   }
 
+  /** The `:authority` pseudo-header (or `host`). */
   get authority(): string {
     return this.headers[':authority'] ?? this.headers.host ?? ''
   }
 
+  /** The `:scheme` pseudo-header; `https` when absent. */
   get scheme(): string {
     return this.headers[':scheme'] ?? 'https'
   }
@@ -106,6 +118,7 @@ export class Http3ServerRequest extends Readable {
     return this.#event.streamId
   }
 
+  /** The same as {@link Http3ServerRequest.socket} (the old `http` name). */
   get connection(): PeerInfo {
     return this.socket
   }
@@ -133,8 +146,6 @@ export class Http3ServerRequest extends Readable {
   }
 }
 
-const STATUS_TEXT = 'OK'
-
 /**
  * Body bytes written before the headers left wait with them for the rest of
  * the current tick, up to this many, so `writeHead(); write(); end()` (as
@@ -158,6 +169,7 @@ interface Held {
  * tick it started in goes out in one call with its body.
  */
 export class Http3ServerResponse extends Stream {
+  /** The request this answers. */
   readonly req: Http3ServerRequest
   readonly #send: OutboundFrameSender
   readonly #isHead: boolean
@@ -170,10 +182,11 @@ export class Http3ServerResponse extends Stream {
   #pending = 0
   #needDrain = false
   #closed = false
+  /** The status sent with the headers; 200 unless set. */
   statusCode = 200
   /** Accepted for compatibility and ignored: HTTP/3 has no reason phrase. */
-  statusMessage = STATUS_TEXT
-  /** Express and Fastify read it; HTTP/3 responses are never chunked. */
+  statusMessage = 'OK'
+  /** Accepted and ignored: no `date` header is added (Node's servers add one by default). */
   sendDate = false
 
   constructor(req: Http3ServerRequest, send: OutboundFrameSender) {
@@ -188,22 +201,27 @@ export class Http3ServerResponse extends Stream {
     return this.#headersSent
   }
 
+  /** True until `end()` (or a reset). */
   get writable(): boolean {
     return !this.#ended
   }
 
+  /** True once `end()` was called. */
   get writableEnded(): boolean {
     return this.#ended
   }
 
+  /** True once the driver took the last frame (`'finish'` has fired). */
   get writableFinished(): boolean {
     return this.#finished
   }
 
+  /** The old name of {@link Http3ServerResponse.writableEnded}. */
   get finished(): boolean {
     return this.#ended
   }
 
+  /** The request's {@link PeerInfo}. */
   get socket(): PeerInfo {
     return this.req.socket
   }
@@ -217,6 +235,7 @@ export class Http3ServerResponse extends Stream {
     if (this.#headersSent) throw new TokioQuicheError('ERR_HTTP_HEADERS_SENT', `${what}: the headers were already sent`)
   }
 
+  /** Sets a response header (names are case-insensitive); an array sends the field once per value. */
   setHeader(name: string, value: string | number | readonly (string | number)[]): this {
     if (typeof name !== 'string' || name === '') throw invalidArg('name', 'expected a header name')
     this.#notSent(`setHeader(${name})`)
@@ -224,24 +243,29 @@ export class Http3ServerResponse extends Stream {
     return this
   }
 
+  /** A header set so far, by any case of its name. */
   getHeader(name: string): string | string[] | undefined {
     return this.#headers?.get(name.toLowerCase())
   }
 
+  /** The headers set so far, by lower-case name. */
   getHeaders(): Record<string, string | string[]> {
     const out: Record<string, string | string[]> = Object.create(null)
     if (this.#headers) for (const [name, value] of this.#headers) out[name] = value
     return out
   }
 
+  /** The lower-case names of the headers set so far. */
   getHeaderNames(): string[] {
     return this.#headers ? [...this.#headers.keys()] : []
   }
 
+  /** Whether a header is set, by any case of its name. */
   hasHeader(name: string): boolean {
     return this.#headers?.has(name.toLowerCase()) ?? false
   }
 
+  /** Unsets a header before the headers are sent. */
   removeHeader(name: string): void {
     this.#notSent(`removeHeader(${name})`)
     this.#headers?.delete(name.toLowerCase())
@@ -520,6 +544,7 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
     return addressInfo(this.#listener.localAddress)
   }
 
+  /** True between `'listening'` and `close()`. */
   get listening(): boolean {
     return this.#listener !== undefined && !this.#closing
   }
@@ -542,6 +567,7 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
     return this
   }
 
+  /** `await using` support: {@link Http3Server.close}, awaited. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
     await this.#closing
