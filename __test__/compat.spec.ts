@@ -1,6 +1,8 @@
 // createServer(): node:http2's (req, res) compatibility API over HTTP/3, driven by our own client.
 import test from 'ava'
+import { execFile } from 'node:child_process'
 import { once } from 'node:events'
+import { promisify } from 'node:util'
 import { connect, createServer, TokioQuicheError, type Http3Server, type RequestListener } from 'tokio-quiche'
 import { header, patternBytes, sha256, sleep, testIdentity } from './helpers.js'
 
@@ -189,4 +191,33 @@ test('listen() refuses a bad port or host by name', async (t) => {
   t.throws(() => server.listen(70000), { instanceOf: TokioQuicheError, message: /port/ })
   t.throws(() => server.listen({ port: 0, host: '' }), { instanceOf: TokioQuicheError, message: /host/ })
   t.is(server.address(), null)
+})
+
+test("a child process exits by itself after createServer's close; await using closes too", async (t) => {
+  const id = await testIdentity()
+  // The server answers one request, the client closes, close() settles, and nothing is left to keep the process alive.
+  const script = `import { once } from 'node:events'
+import { connect, createServer } from 'tokio-quiche'
+const server = createServer({ tls: { cert: ${JSON.stringify(id.certPath)}, privateKey: ${JSON.stringify(id.keyPath)} } }, (req, res) => res.end('served ' + req.url))
+server.listen({ port: 0, host: '127.0.0.1' })
+await once(server, 'listening')
+const client = await connect('127.0.0.1:' + server.address().port, { serverName: 'localhost', ca: ${JSON.stringify(id.cert)} })
+const res = await client.request({ path: '/once' })
+console.log(await res.body.text())
+await client.close()
+server.close(() => console.log('closed', server.listening))`
+  const child = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 }).catch(
+    (err: { stdout: string; stderr: string }) => err,
+  )
+  t.is(child.stdout.trim(), 'served /once\nclosed false', child.stderr)
+
+  let closeEvents = 0
+  {
+    await using server = createServer({ tls: { cert: id.certPath, privateKey: id.keyPath } })
+    server.on('close', () => closeEvents++)
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    t.true(server.listening)
+  }
+  t.is(closeEvents, 1)
 })
