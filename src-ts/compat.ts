@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events'
 import { Readable, Stream } from 'node:stream'
 import { type AddressInfo, addressInfo } from './address.js'
-import { drain } from './drain.js'
+import { drain, sendGoaway } from './drain.js'
 import { TokioQuicheError, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
 import { HOP_BY_HOP, type Header, type InboundFrameStream, type OutboundFrameSender, RESOLVED } from './frames.js'
@@ -500,6 +500,8 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
   async #accept(listener: QuicListener): Promise<void> {
     for await (const controller of listener.startH3(this.#options.http3)) {
       this.#controllers.add(controller)
+      // One arriving while close() drains is told to go away at once, as serve() does.
+      if (this.#closing) sendGoaway(controller)
       void this.#serveConnection(controller)
     }
   }
