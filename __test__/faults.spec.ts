@@ -1,9 +1,12 @@
-// Faults (issue 18): close() with 100 requests in flight. Every promise
-// settles, completed responses keep every byte (SHA-256), and the others fail
-// with a typed error, whichever side closes.
+// Faults (issue 18): close() with 100 requests in flight (every promise
+// settles, completed responses keep every byte, the others fail with a typed
+// error, whichever side closes); a peer that vanishes; certificate files that
+// change or vanish after start; controllers nobody closed; SIGTERM under load.
+// Where a fault could disturb others, a well-behaved client is served at the
+// same time (its latency in t.log).
 import test from 'ava'
-import { TokioQuicheError, connect } from 'tokio-quiche'
-import { patternBytes, sha256, sleep, startServer } from './helpers.js'
+import { type CloseInfo, type IncomingHeadersEvent, type ServerH3Controller, TokioQuicheError, connect } from 'tokio-quiche'
+import { header, latencySummary, patternBytes, servedDuring, sha256, sleep, spawnFixture, startServer } from './helpers.js'
 
 const REQUESTS = 100
 const BODY = 48 * 1024
@@ -60,3 +63,41 @@ for (const [closer, reading] of modes) {
     await client.close()
   })
 }
+
+/** Answers "ok", except /upload, which is handed to `onUpload` and left to it. */
+async function uploadServer(settings: { maxIdleTimeoutMs: number }) {
+  let uploaded!: (upload: { event: IncomingHeadersEvent; controller: ServerH3Controller }) => void
+  const upload = new Promise<{ event: IncomingHeadersEvent; controller: ServerH3Controller }>((r) => (uploaded = r))
+  const server = await startServer(async (event, controller) => {
+    if (header(event.headers, ':path') === '/upload') return uploaded({ event, controller })
+    await event.send.respond([[':status', '200']], 'ok')
+  }, { settings })
+  return { server, upload }
+}
+
+/** Reads what is left of a body: its size, or the error code it failed with. */
+const readRest = (event: IncomingHeadersEvent) => event.recv.bytes().then((b) => `${b.length} bytes`, (e: TokioQuicheError) => e.code)
+
+test('a peer that vanishes mid-upload (SIGKILL): the body read fails and the connection ends by idle timeout', async (t) => {
+  const IDLE_MS = 1000
+  const { server, upload } = await uploadServer({ maxIdleTimeoutMs: IDLE_MS })
+  t.teardown(() => server.close())
+  const peer = spawnFixture('uploading-client.ts', [server.address, server.identity.certPath])
+  t.teardown(() => peer.child.kill('SIGKILL'))
+  const { event, controller } = await upload
+  await peer.line('sending')
+  const first = await event.recv.recv()
+  t.true((first?.data.length ?? 0) > 0, 'the first part of the body arrived')
+  peer.child.kill('SIGKILL')
+  const killed = performance.now()
+  const rest = readRest(event)
+  let info!: CloseInfo
+  const latencies = await servedDuring(server, async () => (info = await controller.closed))
+  const ms = performance.now() - killed
+  t.log(`closed ${ms.toFixed(0)} ms after the SIGKILL (idle timeout ${IDLE_MS} ms); meanwhile ${latencySummary(latencies)}`)
+  t.is((await peer.exited).signal, 'SIGKILL')
+  t.like(info, { timedOut: true, peerTransportCode: undefined, peerApplicationCode: undefined, localApplicationCode: undefined })
+  t.true(ms >= IDLE_MS * 0.8 && ms < IDLE_MS * 4, `ended ${ms.toFixed(0)} ms after the peer vanished`)
+  t.is(await rest, 'ERR_STREAM_CLOSED')
+  t.regex(String(event.recv.signal.reason), /the connection closed/, "the request's body signal aborted")
+})

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import {
   type ConnectOptions,
   ConnectionParams,
@@ -216,4 +218,63 @@ export async function echoRoundTrip(flow: DatagramFlow, sent: string[]): Promise
     }
   }
   return [...echoes].sort()
+}
+
+// ---- a well-behaved client beside a fault or an attack (issue 18) ----------
+
+/**
+ * Runs `attack` while a well-behaved client keeps making one request on a
+ * fresh connection (the server must answer "ok"); returns their latencies, ms.
+ * Throws if any of them fails or gets another body.
+ */
+export async function servedDuring(server: { address: string; identity: WrittenCertificate }, attack: () => Promise<unknown>): Promise<number[]> {
+  let attacking = true
+  const latencies: number[] = []
+  const client = (async () => {
+    while (attacking || latencies.length === 0) {
+      const started = performance.now()
+      const body = await fetchText(server.address, { serverName: 'localhost', ca: server.identity.cert, settings: { handshakeTimeoutMs: 5000 } })
+      if (body !== 'ok') throw new Error(`the well-behaved client got ${JSON.stringify(body.slice(0, 40))}`)
+      latencies.push(performance.now() - started)
+    }
+  })()
+  try {
+    await attack()
+  } finally {
+    attacking = false
+    await client
+  }
+  return latencies
+}
+
+/** `n requests on new connections, median x ms, max y ms`. */
+export function latencySummary(ms: readonly number[]): string {
+  const sorted = [...ms].sort((a, b) => a - b)
+  return `${ms.length} requests on new connections, median ${sorted[sorted.length >> 1]!.toFixed(1)} ms, max ${sorted[sorted.length - 1]!.toFixed(1)} ms`
+}
+
+/** A child process running `fixtures/<script>` under tsx, its stdout read as lines (kill it in a teardown). */
+export function spawnFixture(script: string, args: string[], nodeArgs: string[] = []) {
+  const child = spawn(process.execPath, ['--import=tsx', ...nodeArgs, `${__dirname}/fixtures/${script}`, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const lines: string[] = []
+  const waiters: { prefix: string; resolve: (rest: string) => void }[] = []
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line)
+    for (const w of waiters.filter((w) => line.startsWith(w.prefix))) {
+      waiters.splice(waiters.indexOf(w), 1)
+      w.resolve(line.slice(w.prefix.length).trim())
+    }
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  return {
+    child,
+    lines,
+    exited,
+    /** The rest of the first line (from now on, or already printed) starting with `prefix`. */
+    line(prefix: string): Promise<string> {
+      const seen = lines.find((l) => l.startsWith(prefix))
+      if (seen !== undefined) return Promise.resolve(seen.slice(prefix.length).trim())
+      return new Promise((resolve) => waiters.push({ prefix, resolve }))
+    },
+  }
 }

@@ -6,32 +6,10 @@
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { connect } from 'tokio-quiche'
-import { fetchText, sleep, startServer, type TestServer } from './helpers.js'
+import { fetchText, latencySummary as summary, servedDuring, sleep, startServer } from './helpers.js'
 import { fakeInitial, longHeaderType, rawPeer, sendTo } from './quic-packets.js'
 
 const answer = async (req: { send: { respond(h: [string, string][], b: string): Promise<void> } }) => req.send.respond([[':status', '200']], 'ok')
-
-/** Runs `attack` while a well-behaved client makes requests on fresh connections; returns their latencies, ms. */
-async function servedDuring(server: TestServer, attack: () => Promise<void>): Promise<number[]> {
-  let attacking = true
-  const latencies: number[] = []
-  const client = (async () => {
-    while (attacking || latencies.length === 0) {
-      const started = performance.now()
-      if ((await fetchText(server.address, { serverName: 'localhost', ca: server.identity.cert, settings: { handshakeTimeoutMs: 5000 } })) !== 'ok') throw new Error('wrong body')
-      latencies.push(performance.now() - started)
-    }
-  })()
-  await attack()
-  attacking = false
-  await client
-  return latencies
-}
-
-const summary = (ms: number[]) => {
-  const sorted = [...ms].sort((a, b) => a - b)
-  return `${ms.length} requests on new connections, median ${sorted[sorted.length >> 1]!.toFixed(1)} ms, max ${sorted[sorted.length - 1]!.toFixed(1)} ms`
-}
 
 let baseline: number[] = []
 test.serial('baseline: latency of a new connection + request with nobody attacking', async (t) => {
