@@ -5,8 +5,9 @@
 // Where a fault could disturb others, a well-behaved client is served at the
 // same time (its latency in t.log).
 import test from 'ava'
-import { type CloseInfo, type IncomingHeadersEvent, type ServerH3Controller, TokioQuicheError, connect } from 'tokio-quiche'
-import { header, latencySummary, patternBytes, servedDuring, sha256, sleep, spawnFixture, startServer } from './helpers.js'
+import { rm, writeFile } from 'node:fs/promises'
+import { CertificateRejectedError, type CloseInfo, type IncomingHeadersEvent, type ServerH3Controller, TokioQuicheError, connect, generateSelfSignedCertificate, writeSelfSignedCertificate } from 'tokio-quiche'
+import { fetchText, header, latencySummary, patternBytes, servedDuring, sha256, sleep, spawnFixture, startServer } from './helpers.js'
 
 const REQUESTS = 100
 const BODY = 48 * 1024
@@ -100,4 +101,39 @@ test('a peer that vanishes mid-upload (SIGKILL): the body read fails and the con
   t.true(ms >= IDLE_MS * 0.8 && ms < IDLE_MS * 4, `ended ${ms.toFixed(0)} ms after the peer vanished`)
   t.is(await rest, 'ERR_STREAM_CLOSED')
   t.regex(String(event.recv.signal.reason), /the connection closed/, "the request's body signal aborted")
+})
+
+test("certificate files that change or vanish after start: new handshakes use the loaded certificate until setSecureContext(); a vanished file there is a typed error", async (t) => {
+  const first = await writeSelfSignedCertificate(['localhost'])
+  const server = await startServer(async (req) => req.send.respond([[':status', '200']], 'ok'), { identity: first })
+  t.teardown(() => server.close())
+  const trusting = (ca: string) => ({ serverName: 'localhost', ca })
+  const open = await connect(server.address, trusting(first.cert))
+  // Overwritten with another certificate: nothing reloads them behind the app's back.
+  const second = generateSelfSignedCertificate(['localhost'])
+  await writeFile(first.certPath, second.cert)
+  await writeFile(first.keyPath, second.key)
+  t.is(await fetchText(server.address, trusting(first.cert)), 'ok', 'still the certificate loaded at start')
+  // Gone: the loaded certificate still serves new handshakes.
+  await rm(first.certPath)
+  await rm(first.keyPath)
+  t.is(await fetchText(server.address, trusting(first.cert)), 'ok', 'served with the files gone')
+  const missing = (() => {
+    try {
+      server.listener.setSecureContext({ cert: first.certPath, privateKey: first.keyPath })
+    } catch (err) {
+      return err
+    }
+  })()
+  t.true(missing instanceof TokioQuicheError, String(missing))
+  t.is((missing as TokioQuicheError).code, 'ERR_TLS_CERT')
+  t.regex((missing as Error).message, /tls\.cert: cannot read/)
+  t.is(await fetchText(server.address, trusting(first.cert)), 'ok', 'a failed setSecureContext changed nothing')
+  // Reloaded from new files: new handshakes present the new certificate; the open connection keeps working.
+  const third = await writeSelfSignedCertificate(['localhost'])
+  server.listener.setSecureContext({ cert: third.certPath, privateKey: third.keyPath })
+  t.is(await fetchText(server.address, trusting(third.cert)), 'ok', 'the reloaded certificate')
+  await t.throwsAsync(fetchText(server.address, trusting(first.cert)), { instanceOf: CertificateRejectedError })
+  t.is(await (await open.request()).body.text(), 'ok', 'the connection made before the change')
+  await open.close()
 })
