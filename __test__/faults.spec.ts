@@ -137,3 +137,50 @@ test("certificate files that change or vanish after start: new handshakes use th
   t.is(await (await open.request()).body.text(), 'ok', 'the connection made before the change')
   await open.close()
 })
+
+interface Sample {
+  rss: number
+  heap: number
+  fds: number
+}
+
+/** Runs dropped-controllers.ts; its per-round samples, exit code and time. */
+async function controllersRun(rounds: number, perRound: number, mode: 'drop' | 'close') {
+  const started = performance.now()
+  const run = spawnFixture('dropped-controllers.ts', [String(rounds), String(perRound), '300', mode], ['--expose-gc'])
+  const killer = setTimeout(() => run.child.kill('SIGKILL'), 30_000)
+  const { code } = await run.exited
+  clearTimeout(killer)
+  const samples = (word: string) => run.lines.filter((l) => l.startsWith(`${word} `)).map((l) => JSON.parse(l.slice(word.length + 1)) as Sample)
+  return { code, ms: performance.now() - started, baseline: samples('baseline')[0]!, rounds: samples('round'), closed: run.lines.includes('closed') }
+}
+
+const MiB = 1024 * 1024
+const describe = (s: Sample) => `RSS ${(s.rss / MiB).toFixed(1)} MiB, heap ${(s.heap / MiB).toFixed(1)} MiB, ${s.fds} fds`
+
+test('500 controllers nobody closed: garbage-collected without a crash, memory and fds flat across rounds, the process exits by itself', async (t) => {
+  const { code, ms, baseline, rounds, closed } = await controllersRun(10, 50, 'drop')
+  t.is(code, 0, 'exit code (killed after 30 s if it hung)')
+  t.true(closed)
+  t.is(rounds.length, 10)
+  const [first, last] = [rounds[0]!, rounds[rounds.length - 1]!]
+  t.log(`baseline ${describe(baseline)}; after round 1 ${describe(first)}; after round 10 ${describe(last)}; exited after ${(ms / 1000).toFixed(1)} s`)
+  // Rounds 2-10 drop 450 more connections: nothing of them may stay.
+  t.true(last.heap - first.heap < 2 * MiB, 'JS heap flat')
+  t.true(last.rss - first.rss < 16 * MiB, 'RSS flat')
+  // Most sockets are released; some rounds keep a few dozen (the leak below): bounded well under the 450.
+  t.true(last.fds - first.fds < 450 / 4, `${last.fds - first.fds} more fds after 450 more dropped connections`)
+})
+
+// Found here: a client connection closed with close() keeps its UDP socket
+// open (seen for 37 s and more, until the process exits), nearly always when
+// connections close one at a time; one dropped to its idle timeout mostly
+// does not (some rounds keep a few dozen). The socket lives in the Rust client (crates/core/src/client.rs,
+// tokio-quiche's connect_with_config): not fixable in TS.
+test.failing('KNOWN LEAK: client connections closed with close() release their UDP sockets', async (t) => {
+  const { code, rounds } = await controllersRun(10, 5, 'close')
+  t.is(code, 0)
+  const [first, last] = [rounds[0]!, rounds[rounds.length - 1]!]
+  t.log(`after round 1 ${first.fds} fds, after round 10 ${last.fds} (45 connections later)`)
+  t.true(last.fds - first.fds <= 5, `${last.fds - first.fds} more fds after 45 more closed connections`)
+})
