@@ -26,9 +26,9 @@ export interface Lease {
   release(): void
 }
 
-/** Whether new requests may still go on `entry`: not closed, and no GOAWAY from the server. */
+/** Whether new requests may still go on `entry` (still connecting counts as yes). */
 function usable(entry: PooledConnection): boolean {
-  return !entry.connection || (!entry.connection.isClosed && entry.connection.goawayId === undefined)
+  return entry.connection?.acceptsRequests ?? true
 }
 
 /**

@@ -215,6 +215,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   readonly #helperStreams = new Set<number>()
   #nextHelperId = HELPER_IDS_FROM
   #goawayId: number | undefined
+  #driverGone = false
   #resolveGoaway!: (id: number) => void
 
   /**
@@ -233,6 +234,15 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   /** The lowest GOAWAY id the server has sent, or undefined before any GOAWAY. */
   get goawayId(): number | undefined {
     return this.#goawayId
+  }
+
+  /**
+   * False once new requests need another connection: it has closed (or its
+   * driver has stopped, which `isClosed` learns a little later), or the
+   * server sent GOAWAY.
+   */
+  get acceptsRequests(): boolean {
+    return !this.isClosed && !this.#driverGone && this.#goawayId === undefined
   }
 
   /**
@@ -279,7 +289,10 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
         callNative(() => this.native.sendRequest(requestId, flat, body !== undefined))
       } catch (err) {
         this.#byRequest.delete(requestId)
-        reject(err)
+        if ((err as TokioQuicheError).code !== 'ERR_CLOSED') return reject(err)
+        // The driver has stopped; its closed event is still on the way.
+        this.#driverGone = true
+        reject(new RequestRefusedError(`the connection closed before the request was sent: ${(err as Error).message}`))
       }
     })
   }
