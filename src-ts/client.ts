@@ -338,10 +338,10 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
       pending?.resolve(response)
     } else if (raw.kind === 'resetStream') {
       this.#helperStreams.delete(streamId)
-      // After the rest of this batch: tokio-quiche's ResetStream carries no
+      // After the batches already here: tokio-quiche's ResetStream carries no
       // code, so a refusal (0x10b) shows only through a GOAWAY covering the
-      // stream, which may come in the same batch; #goingAway then refuses it first.
-      queueMicrotask(() => this.#fail(streamId, new TokioQuicheError('ERR_STREAM_RESET', `stream ${streamId} was reset by the peer before its response`)))
+      // stream, which may be in one of them; #goingAway then refuses it first.
+      setImmediate(() => this.#fail(streamId, new TokioQuicheError('ERR_STREAM_RESET', `stream ${streamId} was reset by the peer before its response`)))
     } else if (raw.kind === 'bodyBytesReceived' && raw.fin) {
       this.#helperStreams.delete(streamId)
     }
