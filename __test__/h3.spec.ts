@@ -2,7 +2,7 @@
 // client in this process, certificates verified.
 import test from 'ava'
 import { createHash } from 'node:crypto'
-import { type InboundFrameStream, OutboundFrame, type ServerH3Event, StreamResetError, bridgeCounters, connect } from 'tokio-quiche'
+import { type InboundFrameStream, OutboundFrame, RequestRefusedError, type ServerH3Event, StreamResetError, bridgeCounters, connect } from 'tokio-quiche'
 import { header, patternBytes, sha256, sleep, startServer } from './helpers.js'
 
 test('100 concurrent GETs on one connection each get their own body', async (t) => {
@@ -217,6 +217,30 @@ test('sendGoaway(): the in-flight request still completes and the client sees a 
   t.is(await res.body.text(), 'finished after GOAWAY')
   // The first request stream not processed (RFC 9114 §5.2): stream 0 was, so 4.
   t.is(await goAway, 4)
+  await client.close()
+})
+
+test('after the server GOAWAY, request() is refused at once (RequestRefusedError), and a request waiting for a stream is refused too', async (t) => {
+  const server = await startServer(async (req, controller) => {
+    await sleep(50) // the second request is queued for stream credit by now
+    controller.sendGoaway()
+    await sleep(200)
+    await req.send.sendHeaders([[':status', '200']])
+    await req.send.end('processed')
+  }, { settings: { initialMaxStreamsBidi: 1 } })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  t.true(client.acceptsRequests)
+  const first = client.request()
+  // One stream at a time: this one waits for credit, so it is on no stream when the GOAWAY comes.
+  const waiting = client.request({ path: '/waiting' })
+  t.is(await client.goaway, 4)
+  t.is(client.goawayId, 4)
+  t.false(client.acceptsRequests)
+  const refused = await t.throwsAsync(waiting, { instanceOf: RequestRefusedError, code: 'ERR_REQUEST_REFUSED' })
+  t.regex(refused!.message, /GOAWAY \(id 4\) before the request got a stream/)
+  await t.throwsAsync(client.request(), { instanceOf: RequestRefusedError, message: /the server sent GOAWAY \(id 4\): new requests need another connection/ })
+  t.is(await (await first).body.text(), 'processed')
   await client.close()
 })
 

@@ -65,9 +65,12 @@ export function tqBenchLoad(address: string, spec: LoadSpec, cert: string, opts:
   return lastJsonLine(execFileSync(TQ_BENCH, args, { encoding: 'utf8', env: quicClientEnv(cert) }))
 }
 
-export function packageClientLoad(address: string, spec: LoadSpec, cert: string): LoadResult {
+/** This package's client as the load: `request()` on one connection, or `fetch()` through an Agent. */
+export type PackageClientApi = 'request' | 'fetch'
+
+export function packageClientLoad(address: string, spec: LoadSpec, cert: string, api: PackageClientApi): LoadResult {
   const script = join(__dirname, 'package-client.ts')
-  const args = ['--import=tsx', script, address, spec.path, '--streams', String(spec.streams), '--seconds', String(spec.seconds)]
+  const args = ['--import=tsx', script, address, spec.path, '--streams', String(spec.streams), '--seconds', String(spec.seconds), '--api', api]
   return lastJsonLine(execFileSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: quicClientEnv(cert) }))
 }
 

@@ -1,34 +1,47 @@
-// The client side: this package's client (connect() + request()) as a load
-// generator, doing what `tq-bench load` does for one connection: STREAMS
-// requests always in flight until SECONDS have passed, then the last ones
-// finish. Prints one LoadResult JSON line.
-//   tsx bench/package-client.ts ADDR PATH [--streams S] [--seconds D]
+// The client side: this package's client (connect() + request(), or with
+// --api fetch, fetch() through an Agent) as a load generator, doing what
+// `tq-bench load` does for one connection: STREAMS requests always in flight
+// until SECONDS have passed, then the last ones finish. Prints one LoadResult
+// JSON line.
+//   tsx bench/package-client.ts ADDR PATH [--streams S] [--seconds D] [--api request|fetch]
 import { parseArgs } from 'node:util'
-import { connect } from 'tokio-quiche'
+import { Agent, connect, fetch } from 'tokio-quiche'
 import type { LoadResult } from './clients'
 import { percentile } from './stats'
 
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { streams: { type: 'string', default: '1' }, seconds: { type: 'string', default: '5' } },
+    options: { streams: { type: 'string', default: '1' }, seconds: { type: 'string', default: '5' }, api: { type: 'string', default: 'request' } },
   })
   const [address, path] = positionals
-  if (!address || !path) throw new Error('usage: package-client.ts ADDR PATH [--streams S] [--seconds D]')
+  if (!address || !path || !['request', 'fetch'].includes(values.api!)) {
+    throw new Error('usage: package-client.ts ADDR PATH [--streams S] [--seconds D] [--api request|fetch]')
+  }
   const cpu0 = process.cpuUsage()
   const start = performance.now()
   const deadline = start + Number(values.seconds) * 1000
+  let bytes = 0
   // As tq-bench: no certificate check against our own test certificate.
-  const controller = await connect(address, { serverName: 'localhost', insecureSkipVerify: true })
+  const controller = values.api === 'request' ? await connect(address, { serverName: 'localhost', insecureSkipVerify: true }) : undefined
+  const agent = new Agent({ insecureSkipVerify: true })
+  const url = `https://${address}${path}`
+  const one = controller
+    ? async () => {
+        for await (const chunk of (await controller.request({ path })).body.chunks()) bytes += chunk.length
+      }
+    : async () => {
+        for await (const chunk of (await fetch(url, { agent })).body!) bytes += chunk.length
+      }
+  // fetch() connects on its first request: that one's time stands for the handshake.
+  if (!controller) await one()
   const handshake = performance.now() - start
   let requests = 0
-  let bytes = 0
   const latencies: number[] = []
   const stream = async () => {
     while (performance.now() < deadline) {
       const t0 = performance.now()
-      const res = await controller.request({ path })
-      for await (const chunk of res.body.chunks()) bytes += chunk.length
+      await one()
       latencies.push(Math.round((performance.now() - t0) * 1000))
       requests++
     }
@@ -36,7 +49,8 @@ async function main(): Promise<void> {
   await Promise.all(Array.from({ length: Number(values.streams) }, stream))
   const seconds = (performance.now() - start) / 1000
   const cpu = process.cpuUsage(cpu0)
-  await controller.close()
+  await controller?.close()
+  await agent.close()
   const result: LoadResult = {
     requests,
     bytes,

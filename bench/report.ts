@@ -118,6 +118,7 @@ function summarize(s: Scenario, runs: Run[]): Summary {
 /** Ratios printed under each scenario: numerator, denominator. */
 const RATIOS: [string, string][] = [
   ['P', 'N'],
+  ['F', 'P'],
   ['S', 'N'],
   ['R', 'P'],
   ['R', 'H2'],
@@ -184,7 +185,8 @@ h2load cannot: there \`tq-bench load --proto h2|h1\` (BoringSSL over TCP, the h2
 and the same one-connection-per-request rule for H1). Idle connections come from \`tq-bench idle\` and, for H2/H1, from
 bench/idle-tcp.ts (Node; memory is measured on the server, so this client's cost does not count).
 Client-side rows swap roles: the subjects are clients (N = \`tq-bench load\`, P = this package's
-\`connect()\` + \`request()\`, bench/package-client.ts), all against server N.
+\`connect()\` + \`request()\`, F = this package's \`fetch()\` through one \`Agent\`, so one connection;
+both bench/package-client.ts), all against server N.
 
 Columns: "server CPU" is the server's user+system CPU per unit of work (for idle rows: live JS heap growth
 per connection, Node subjects only; for client-side rows: server N's share of one core). "client CPU" is

@@ -12,7 +12,7 @@ import { cpus, release } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { writeSelfSignedCertificate } from 'tokio-quiche'
-import { HOST_TRIPLE, type LoadResult, type LoadSpec, ROOT, TQ_BENCH, openIdle, packageClientLoad, tqBenchLoad } from './clients'
+import { HOST_TRIPLE, type LoadResult, type LoadSpec, ROOT, TQ_BENCH, openIdle, type PackageClientApi, packageClientLoad, tqBenchLoad } from './clients'
 import { H2LOAD_MISSING, h2load, h2loadAvailable, uploadFile } from './h2load'
 import { cpuSeconds, rssBytes } from './proc'
 import { type Entry, type Run, type ScenarioResults, writeReport } from './report'
@@ -28,7 +28,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '1' },
     concurrency: { type: 'string' },
     conns: { type: 'string' },
-    subjects: { type: 'string', default: 'N,P,S,R,H2,H1' },
+    subjects: { type: 'string', default: 'N,P,S,R,H2,H1,F' },
     cluster: { type: 'boolean', default: false },
     'skip-build': { type: 'boolean', default: false },
   },
@@ -49,6 +49,7 @@ const CLIENT_SIDE: Entry[] = [
   // Like for like: tq-bench without GSO/GRO, as this package's connect() has none.
   { id: 'N', label: 'N (tq-bench load, native client)', client: 'itself → server N' },
   { id: 'P', label: "P (this package's client, request())", client: 'itself → server N' },
+  { id: 'F', label: "F (this package's fetch(), one Agent)", client: 'itself → server N' },
 ]
 
 function clientLabel(s: Scenario, subject: Subject): string {
@@ -86,9 +87,12 @@ function plan(s: Scenario, haveH2load: boolean, clusterOk: string | true): { ent
   return { entries, skipped }
 }
 
-function load(s: Scenario, subject: Subject | 'package-client', address: string, cert: string, seconds = duration): LoadResult {
+/** A load client: the subject's own (server side) or this package's client with one of its APIs (client side). */
+type Client = Subject | { api: PackageClientApi }
+
+function load(s: Scenario, subject: Client, address: string, cert: string, seconds = duration): LoadResult {
   const spec: LoadSpec = { ...s.load, seconds }
-  if (subject === 'package-client') return packageClientLoad(address, spec, cert)
+  if ('api' in subject) return packageClientLoad(address, spec, cert, subject.api)
   if (subject.protocol === 'h3') return tqBenchLoad(address, spec, cert)
   if (s.tcpLoad === 'tq-bench') return tqBenchLoad(address, spec, cert, { proto: subject.protocol })
   return h2load(`https://${address}${spec.path}`, {
@@ -100,7 +104,7 @@ function load(s: Scenario, subject: Subject | 'package-client', address: string,
   })
 }
 
-async function timedRun(s: Scenario, server: RunningServer, client: Subject | 'package-client', cert: string): Promise<Run> {
+async function timedRun(s: Scenario, server: RunningServer, client: Client, cert: string): Promise<Run> {
   // The same load first, unmeasured, so that a fresh server's start-up (JIT
   // compilation in the Node subjects) is not part of the run. Client-side
   // scenarios start a fresh client per load, which no warm-up can reach.
@@ -115,7 +119,7 @@ async function timedRun(s: Scenario, server: RunningServer, client: Subject | 'p
   if (stats0.bridge && stats1.bridge) {
     r.crossings = { toRust: stats1.bridge.toRust - stats0.bridge.toRust, toJs: stats1.bridge.toJs - stats0.bridge.toJs }
   }
-  if (client === 'package-client' || client.protocol === 'h3') r.udp = udpDelta(udp0)
+  if ('api' in client || client.protocol === 'h3') r.udp = udpDelta(udp0)
   if (s.load.upload) {
     // Uploads are counted where they arrive, the same way for every client.
     r.bytes = stats1.uploaded - stats0.uploaded
@@ -158,7 +162,8 @@ async function runOnce(s: Scenario, e: Entry, cert: string, key: string): Promis
   const server = await startServer(subject, cert, key)
   try {
     if (s.idle) return await idleRun(s, server, subject, cert)
-    return await timedRun(s, server, s.side === 'client' ? (e.id === 'N' ? SUBJECTS.N : 'package-client') : subject, cert)
+    const client: Client = s.side === 'server' || e.id === 'N' ? subject : { api: e.id === 'F' ? 'fetch' : 'request' }
+    return await timedRun(s, server, client, cert)
   } finally {
     server.stop()
   }

@@ -14,6 +14,8 @@ export type AgentOptions = Pick<ConnectOptions, 'ca' | 'insecureSkipVerify' | 'c
 
 interface PooledConnection {
   controller: Promise<ClientH3Controller>
+  /** Set once connected. */
+  connection?: ClientH3Controller
   inFlight: number
   idle?: NodeJS.Timeout
 }
@@ -24,10 +26,22 @@ export interface Lease {
   release(): void
 }
 
-/** A per-origin pool of HTTP/3 connections, for `fetch(url, { agent })`. */
+/** Whether new requests may still go on `entry` (still connecting counts as yes). */
+function usable(entry: PooledConnection): boolean {
+  return entry.connection?.acceptsRequests ?? true
+}
+
+/**
+ * A per-origin pool of HTTP/3 connections, for `fetch(url, { agent })`. A
+ * connection that received GOAWAY is no longer lent: requests in flight on
+ * it finish, then it is closed, and new requests open a fresh connection.
+ */
 export class Agent implements AsyncDisposable {
   readonly #options: AgentOptions
+  /** The connection each origin's new requests go on. */
   readonly #pool = new Map<string, PooledConnection>()
+  /** Every connection not yet ended, pooled or retired, for close(). */
+  readonly #open = new Set<PooledConnection>()
   #closed = false
 
   constructor(options: AgentOptions = {}) {
@@ -42,11 +56,18 @@ export class Agent implements AsyncDisposable {
   /** The open connection to `url`'s origin, connecting first if there is none. @internal */
   async lease(url: URL): Promise<Lease> {
     if (this.#closed) throw new TokioQuicheError('ERR_CLOSED', 'the agent is closed')
-    const pooled = this.#pool.get(url.origin) ?? this.#connect(url)
-    pooled.inFlight++
-    clearTimeout(pooled.idle)
-    const controller = await pooled.controller.catch((err: unknown) => {
-      pooled.inFlight--
+    let pooled = this.#pool.get(url.origin)
+    // Checked here too, not only on the events: a GOAWAY or close may be in the batch being delivered.
+    if (pooled && !usable(pooled)) {
+      this.#retire(url.origin, pooled)
+      pooled = undefined
+    }
+    pooled ??= this.#connect(url)
+    const entry = pooled
+    entry.inFlight++
+    clearTimeout(entry.idle)
+    const controller = await entry.controller.catch((err: unknown) => {
+      entry.inFlight--
       throw err
     })
     let released = false
@@ -55,8 +76,10 @@ export class Agent implements AsyncDisposable {
       release: () => {
         if (released) return
         released = true
-        if (--pooled.inFlight === 0 && this.#options.idleTimeout !== undefined) {
-          pooled.idle = setTimeout(() => this.#drop(url.origin, pooled), this.#options.idleTimeout).unref()
+        if (--entry.inFlight > 0) return
+        if (this.#pool.get(url.origin) !== entry) this.#retire(url.origin, entry)
+        else if (this.#options.idleTimeout !== undefined) {
+          entry.idle = setTimeout(() => this.#retire(url.origin, entry), this.#options.idleTimeout).unref()
         }
       },
     }
@@ -70,22 +93,33 @@ export class Agent implements AsyncDisposable {
     const address = `${url.hostname}:${url.port || '443'}`
     const entry: PooledConnection = { controller: connect(address, { ...tls, ...(isIp ? {} : { serverName: host }) }), inFlight: 0 }
     this.#pool.set(url.origin, entry)
-    // A failed or closed (GOAWAY, idle timeout, peer close) connection leaves the pool: the next request connects afresh.
-    const forget = () => this.#pool.get(url.origin) === entry && this.#pool.delete(url.origin)
-    entry.controller.then((c) => c.closed.then(forget), forget)
+    this.#open.add(entry)
+    // A failed or closed (idle timeout, peer close) connection leaves the pool: the next request connects afresh.
+    const forget = () => {
+      if (this.#pool.get(url.origin) === entry) this.#pool.delete(url.origin)
+      this.#open.delete(entry)
+      clearTimeout(entry.idle)
+    }
+    entry.controller.then((c) => {
+      entry.connection = c
+      void c.goaway.then(() => this.#retire(url.origin, entry))
+      return c.closed.then(forget)
+    }, forget)
     return entry
   }
 
-  #drop(origin: string, entry: PooledConnection): void {
-    if (entry.inFlight > 0) return
+  /** Lends `entry` no more, and closes it once no request is in flight on it. */
+  #retire(origin: string, entry: PooledConnection): void {
     if (this.#pool.get(origin) === entry) this.#pool.delete(origin)
+    if (entry.inFlight > 0) return
+    clearTimeout(entry.idle)
     void entry.controller.then((c) => c.close(), () => undefined)
   }
 
-  /** Closes every pooled connection (H3_NO_ERROR); later requests reject with ERR_CLOSED. */
+  /** Closes every connection (H3_NO_ERROR), retired ones included; later requests reject with ERR_CLOSED. */
   async close(): Promise<void> {
     this.#closed = true
-    const entries = [...this.#pool.values()]
+    const entries = [...this.#open]
     this.#pool.clear()
     for (const entry of entries) clearTimeout(entry.idle)
     await Promise.all(entries.map((e) => e.controller.then((c) => c.close(), () => undefined)))

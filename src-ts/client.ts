@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto'
 import native, { type NativeH3Controller } from './native.js'
 import type { RawH3Event } from './batch.js'
 import type { TlsCertificatePaths } from './params.js'
-import { TokioQuicheError, awaitNative, callNative, certificateRejection, checkSignal, invalidArg } from './errors.js'
+import { RequestRefusedError, TokioQuicheError, awaitNative, callNative, certificateRejection, checkSignal, invalidArg } from './errors.js'
 import { H3Controller } from './controller.js'
 import { type ClientH3Event, type CloseInfo, type EventContext, type IncomingHeadersEvent, toEvent } from './events.js'
 import { type Header, type HeadersInit, type InboundFrameStream, type OutboundFrameSender, flattenHeaders } from './frames.js'
@@ -182,7 +182,8 @@ interface PendingRequest {
   /** Set once the driver opened the stream. */
   streamId?: number
   response?: ClientResponse
-  aborted?: boolean
+  /** Its signal aborted, or the server's GOAWAY refused it: its stream, once opened, is cancelled. */
+  cancelled?: boolean
 }
 
 /** Throws unless `body` is one of {@link BodyInit}'s shapes, before anything is sent. */
@@ -213,11 +214,35 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   /** Streams opened by request() whose events it still swallows (until the body's FIN or a reset). */
   readonly #helperStreams = new Set<number>()
   #nextHelperId = HELPER_IDS_FROM
+  #goawayId: number | undefined
+  #driverGone = false
+  #resolveGoaway!: (id: number) => void
+
+  /**
+   * Resolves with the stream id of the server's first GOAWAY: requests on
+   * streams below it are processed, the others were not (RFC 9114 §5.2).
+   * Never rejects; stays pending if no GOAWAY comes.
+   */
+  readonly goaway: Promise<number> = new Promise((resolve) => (this.#resolveGoaway = resolve))
 
   /** @internal */
   constructor(native: NativeH3Controller, authority: string) {
     super(native)
     this.#authority = authority
+  }
+
+  /** The lowest GOAWAY id the server has sent, or undefined before any GOAWAY. */
+  get goawayId(): number | undefined {
+    return this.#goawayId
+  }
+
+  /**
+   * False once new requests need another connection: it has closed (or its
+   * driver has stopped, which `isClosed` learns a little later), or the
+   * server sent GOAWAY.
+   */
+  get acceptsRequests(): boolean {
+    return !this.isClosed && !this.#driverGone && this.#goawayId === undefined
   }
 
   /**
@@ -233,9 +258,17 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     return new ClientRequestSender(this.native)
   }
 
-  /** Sends a request and resolves with the response headers; stream the body from `body`. */
+  /**
+   * Sends a request and resolves with the response headers; stream the body
+   * from `body`. Rejects with {@link RequestRefusedError} when the server
+   * did not process it: sent after its GOAWAY, on a stream the GOAWAY
+   * excluded, or still unsent when the connection closed.
+   */
   request(init: RequestInit = {}): Promise<ClientResponse> {
     if (this.isClosed) return Promise.reject(new TokioQuicheError('ERR_CLOSED', 'the connection is closed'))
+    if (this.#goawayId !== undefined) {
+      return Promise.reject(new RequestRefusedError(`the server sent GOAWAY (id ${this.#goawayId}): new requests need another connection`))
+    }
     if (init === null || typeof init !== 'object') return Promise.reject(invalidArg('init', 'expected a RequestInit object'))
     try {
       checkBody(init.body)
@@ -256,7 +289,10 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
         callNative(() => this.native.sendRequest(requestId, flat, body !== undefined))
       } catch (err) {
         this.#byRequest.delete(requestId)
-        reject(err)
+        if ((err as TokioQuicheError).code !== 'ERR_CLOSED') return reject(err)
+        // The driver has stopped; its closed event is still on the way.
+        this.#driverGone = true
+        reject(new RequestRefusedError(`the connection closed before the request was sent: ${(err as Error).message}`))
       }
     })
   }
@@ -267,6 +303,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
 
   protected route(raw: RawH3Event, context: EventContext): ClientH3Event | undefined {
     const streamId = raw.streamId ?? -1
+    if (raw.kind === 'goAway') this.#goingAway(raw.id ?? 0)
     if (raw.kind === 'newOutboundRequest') {
       const pending = this.#byRequest.get(raw.requestId!)
       if (!pending) return toEvent(raw, context) as ClientH3Event
@@ -275,7 +312,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
       this.#helperStreams.add(streamId)
       pending.streamId = streamId
       const event = toEvent(raw, context) as Extract<ClientH3Event, { type: 'newOutboundRequest' }>
-      if (pending.aborted) {
+      if (pending.cancelled) {
         event.bodyWriter?.close()
         this.shutdownStream(streamId, { read: H3_REQUEST_CANCELLED, write: H3_REQUEST_CANCELLED })
       } else if (pending.body !== undefined && event.bodyWriter) {
@@ -297,24 +334,47 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
         body: event.recv,
       }
       if (pending) pending.response = response
-      if (pending?.aborted) event.recv.close()
+      if (pending?.cancelled) event.recv.close()
       pending?.resolve(response)
     } else if (raw.kind === 'resetStream') {
       this.#helperStreams.delete(streamId)
-      this.#fail(streamId, new TokioQuicheError('ERR_STREAM_RESET', `stream ${streamId} was reset by the peer before its response`))
+      // After the batches already here: tokio-quiche's ResetStream carries no
+      // code, so a refusal (0x10b) shows only through a GOAWAY covering the
+      // stream, which may be in one of them; #goingAway then refuses it first.
+      setImmediate(() => this.#fail(streamId, new TokioQuicheError('ERR_STREAM_RESET', `stream ${streamId} was reset by the peer before its response`)))
     } else if (raw.kind === 'bodyBytesReceived' && raw.fin) {
       this.#helperStreams.delete(streamId)
     }
     return undefined
   }
 
-  /** Cancels a request() whose signal aborted. */
+  /** Cancels a request() whose signal aborted, or that a GOAWAY refused. */
   #cancel(pending: PendingRequest, reason: Error): void {
-    pending.aborted = true
+    if (pending.cancelled) return
+    pending.cancelled = true
     pending.reject(reason)
     if (pending.response) return pending.response.body.close()
     if (pending.streamId !== undefined && !this.isClosed) {
       this.shutdownStream(pending.streamId, { read: H3_REQUEST_CANCELLED, write: H3_REQUEST_CANCELLED })
+    }
+  }
+
+  /**
+   * A GOAWAY: requests not yet on a stream, or on one at or above `id`, will
+   * not be processed (RFC 9114 §5.2). They are refused now and their streams,
+   * once open, cancelled, so a caller can send them elsewhere at once.
+   */
+  #goingAway(id: number): void {
+    if (this.#goawayId === undefined) this.#resolveGoaway(id)
+    // A later GOAWAY may only lower the id.
+    this.#goawayId = Math.min(this.#goawayId ?? id, id)
+    for (const pending of this.#byRequest.values()) {
+      this.#cancel(pending, new RequestRefusedError(`the server sent GOAWAY (id ${id}) before the request got a stream: not processed`))
+    }
+    for (const [streamId, pending] of this.#byStream) {
+      if (streamId < this.#goawayId) continue
+      this.#byStream.delete(streamId)
+      this.#cancel(pending, new RequestRefusedError(`stream ${streamId} is at or above the server's GOAWAY id ${id}: not processed`, streamId))
     }
   }
 
@@ -332,8 +392,12 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   }
 
   protected override onClosed(info: CloseInfo): void {
-    const err = new TokioQuicheError('ERR_CLOSED', `the connection closed before the response arrived${info.reason ? `: ${info.reason}` : ''}`)
-    for (const pending of [...this.#byRequest.values(), ...this.#byStream.values()]) pending.reject(err)
+    const why = info.reason ? `: ${info.reason}` : ''
+    // Requests still waiting for a stream were never sent.
+    const unsent = new RequestRefusedError(`the connection closed before the request was sent${why}`)
+    for (const pending of this.#byRequest.values()) pending.reject(unsent)
+    const err = new TokioQuicheError('ERR_CLOSED', `the connection closed before the response arrived${why}`)
+    for (const pending of this.#byStream.values()) pending.reject(err)
     this.#byRequest.clear()
     this.#helperStreams.clear()
     this.#byStream.clear()

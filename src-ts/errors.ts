@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'ERR_CONNECT'
   | 'ERR_TLS_CERT_REJECTED'
   | 'ERR_REDIRECT'
+  | 'ERR_REQUEST_REFUSED'
   | 'ERR_LISTEN'
   /** createServer(): a header change after they left; Node's own code, which frameworks test for. */
   | 'ERR_HTTP_HEADERS_SENT'
@@ -40,6 +41,24 @@ export class StreamResetError extends TokioQuicheError {
     readonly errorCode: number,
   ) {
     super('ERR_STREAM_RESET', `stream ${streamId} was reset by the peer with code 0x${errorCode.toString(16)}`)
+  }
+}
+
+/**
+ * The server did not process the request (RFC 9114 §4.1.1, §5.2): it was on
+ * a stream at or above the id of the server's GOAWAY, was reset with
+ * H3_REQUEST_REJECTED (0x10b) after such a GOAWAY, or was never sent
+ * because the connection had gone away or closed first. Safe to send again,
+ * whatever its method, on another connection; `fetch()` does so once.
+ */
+export class RequestRefusedError extends TokioQuicheError {
+  override name = 'RequestRefusedError'
+  constructor(
+    message: string,
+    /** The request's stream, if it got one. */
+    readonly streamId?: number,
+  ) {
+    super('ERR_REQUEST_REFUSED', message)
   }
 }
 

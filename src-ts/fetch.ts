@@ -2,7 +2,7 @@
 // ClientH3Controller.request().
 import { Agent } from './agent.js'
 import type { BodyInit as ClientBody } from './client.js'
-import { TokioQuicheError, invalidArg } from './errors.js'
+import { RequestRefusedError, TokioQuicheError, invalidArg } from './errors.js'
 import { bodyStream } from './web.js'
 
 /** `RequestInit` plus the HTTP/3 connection pool to use. */
@@ -24,6 +24,33 @@ function isStream(body: unknown): body is ReadableStream<Uint8Array> | AsyncIter
 }
 
 /**
+ * A streamed request body, which can go out again on a second attempt
+ * only if the first never read from it.
+ */
+class StreamedBody {
+  #read = false
+  constructor(readonly source: AsyncIterable<Uint8Array>) {}
+
+  /** True once an attempt started reading. */
+  get read(): boolean {
+    return this.#read
+  }
+
+  /** The body for one attempt. */
+  attempt(): AsyncIterable<Uint8Array> {
+    return {
+      [Symbol.asyncIterator]: () => {
+        this.#read = true
+        return this.source[Symbol.asyncIterator]()
+      },
+    }
+  }
+}
+
+/** The request body: bytes (replayable), a stream, or none. */
+type Body = Uint8Array | StreamedBody | undefined
+
+/**
  * `fetch()` over HTTP/3 (`https:` URLs only). Errors are
  * {@link TokioQuicheError}s (`ERR_INVALID_ARG` for a bad or non-https URL,
  * `ERR_CONNECT`, `ERR_TLS_CERT`, `ERR_REDIRECT`); an aborted `signal` rejects
@@ -41,12 +68,14 @@ export async function fetch(input: string | URL | Request, init: FetchInit = {})
   }
   let url = new URL(request.url)
   let method = request.method
-  // In-memory bodies become bytes so a 307/308 redirect can send them again.
-  let body: ClientBody | undefined = streamBody ?? (request.body ? new Uint8Array(await request.arrayBuffer()) : undefined)
+  // In-memory bodies become bytes so a 307/308 redirect or a refused request can send them again.
+  let body: Body = streamBody
+    ? new StreamedBody(streamBody as AsyncIterable<Uint8Array>)
+    : request.body ? new Uint8Array(await request.arrayBuffer()) : undefined
   const signal = init.signal ?? undefined
   for (let redirects = 0; ; redirects++) {
     if (url.protocol !== 'https:') throw invalidArg('input', `only https: URLs are fetched over HTTP/3, got ${url.protocol}`)
-    const response = await fetchOnce(agent, url, method, request.headers, body, signal)
+    const response = await fetchRetrying(agent, url, method, request.headers, body, signal)
     const location = response.headers.get('location')
     if (request.redirect === 'manual' || location === null || ![301, 302, 303, 307, 308].includes(response.status)) {
       Object.defineProperty(response, 'redirected', { value: redirects > 0 })
@@ -54,14 +83,33 @@ export async function fetch(input: string | URL | Request, init: FetchInit = {})
     }
     await response.body?.cancel()
     if (request.redirect === 'error') throw new TokioQuicheError('ERR_REDIRECT', `redirected (${response.status}) to ${location} with redirect: 'error'`)
-    if (redirects === MAX_REDIRECTS) throw new TokioQuicheError('ERR_REDIRECT', `more than ${MAX_REDIRECTS} redirects`)
+    // undici's limit and wording: the 21st redirect fails.
+    if (redirects === MAX_REDIRECTS) throw new TokioQuicheError('ERR_REDIRECT', `redirect count exceeded: more than ${MAX_REDIRECTS} redirects, the last to ${location}`)
     url = new URL(location, url)
     if (response.status === 303 ? method !== 'HEAD' : (response.status === 301 || response.status === 302) && method === 'POST') {
       method = 'GET'
       body = undefined
-    } else if (body !== undefined && !(body instanceof Uint8Array)) {
+    } else if (body instanceof StreamedBody) {
       throw new TokioQuicheError('ERR_REDIRECT', `a ${response.status} redirect needs the streamed body again`)
     }
+  }
+}
+
+/**
+ * One request, sent once more on a fresh connection if the server refused it
+ * unprocessed (GOAWAY, H3_REQUEST_REJECTED): RFC 9114 §4.1.1 makes that safe
+ * for any method. A streamed body already read cannot go again.
+ */
+async function fetchRetrying(agent: Agent, url: URL, method: string, fields: Headers, body: Body, signal: AbortSignal | undefined): Promise<Response> {
+  const attempt = () => fetchOnce(agent, url, method, fields, body instanceof StreamedBody ? body.attempt() : body, signal)
+  try {
+    return await attempt()
+  } catch (err) {
+    if (!(err instanceof RequestRefusedError)) throw err
+    if (body instanceof StreamedBody && body.read) {
+      throw new RequestRefusedError(`${err.message}; its streamed body was already read, so it cannot be sent again`, err.streamId)
+    }
+    return attempt()
   }
 }
 
