@@ -242,7 +242,7 @@ export class RawQuicConnection extends ConnectionController<QuicStream> {
   #datagrams: QuicDatagrams | undefined
 
   /** @internal */
-  constructor(native: NativeH3Controller, options: { isServer: boolean; ownEvents?: boolean; established?: boolean }) {
+  constructor(native: NativeH3Controller, options: { isServer: boolean; ownEvents?: boolean }) {
     super(native, options.ownEvents ?? true)
     this.isServer = options.isServer
     this.established = new Promise((resolve, reject) => {
@@ -251,7 +251,6 @@ export class RawQuicConnection extends ConnectionController<QuicStream> {
     })
     // Nobody may be waiting for it: its rejection must not be unhandled.
     this.established.catch(noop)
-    if (options.established) this.#resolveEstablished()
   }
 
   protected route(raw: RawH3Event): QuicStream | undefined {
@@ -358,5 +357,8 @@ export async function connectQuic(address: string, options: QuicConnectOptions):
   const nativeOptions = nativeConnectOptions(address, rest, QUIC_CONNECT_KEYS)
   nativeOptions.settings = { ...nativeOptions.settings, alpn: protocols }
   options.signal?.throwIfAborted()
-  return finishConnect(native.connectQuic(nativeOptions), options.signal, (n) => new RawQuicConnection(n, { isServer: false, established: true }))
+  const connection = await finishConnect(native.connectQuic(nativeOptions), options.signal, (n) => new RawQuicConnection(n, { isServer: false }))
+  // The handshake is done; `established` also means the driver has started (ALPN and datagram size known).
+  await connection.established
+  return connection
 }
