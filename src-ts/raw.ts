@@ -1,11 +1,11 @@
 // Raw QUIC: a protocol of the user's own on QUIC streams and datagrams
 // (tokio-quiche's `ApplicationOverQuic`, run by the addon's `RawDriver`).
-import native, { type NativeBodyReader, type NativeBodyWriter, type NativeH3Controller } from './native.js'
+import native, { type NativeBodyWriter, type NativeH3Controller } from './native.js'
 import type { RawH3Event } from './batch.js'
 import { TokioQuicheError, awaitNative, checkSignal, invalidArg } from './errors.js'
 import { type ConnectOptions, CONNECT_KEYS, finishConnect, nativeConnectOptions } from './client.js'
 import { ConnectionController, checkCode } from './controller.js'
-import type { CloseInfo } from './events.js'
+import type { CloseInfo, EventContext } from './events.js'
 import { QuicDatagrams } from './flows.js'
 import { InboundFrameStream, OutboundFrameSender } from './frames.js'
 import { checkAlpn } from './settings.js'
@@ -32,11 +32,11 @@ export class QuicStream implements AsyncIterable<Buffer>, AsyncDisposable {
   #writeEnded: boolean
 
   /** @internal */
-  constructor(connection: RawQuicConnection, id: number, send: NativeBodyWriter | undefined, recv: NativeBodyReader | undefined) {
+  constructor(connection: RawQuicConnection, id: number, writer: OutboundFrameSender | null, reader: InboundFrameStream | null) {
     this.id = id
     this.#connection = connection
-    this.#writer = send ? OutboundFrameSender.of(send) : null
-    this.#reader = recv ? InboundFrameStream.of(recv) : null
+    this.#writer = writer
+    this.#reader = reader
     this.#readEnded = this.#reader === null
     this.#writeEnded = this.#writer === null
   }
@@ -253,18 +253,26 @@ export class RawQuicConnection extends ConnectionController<QuicStream> {
     this.established.catch(noop)
   }
 
-  protected route(raw: RawH3Event): QuicStream | undefined {
+  protected route(raw: RawH3Event, context: EventContext): QuicStream | undefined {
     if (raw.kind === 'established') {
       this.#resolveEstablished()
       return undefined
     }
     if (raw.kind !== 'newStream') return undefined
-    return this.#stream(raw.streamId ?? 0, raw.send, raw.recv)
+    const id = raw.streamId ?? 0
+    // Bytes that came with the event are read first; with FIN they are all of it (no reader).
+    const reader = raw.recv
+      ? InboundFrameStream.of(raw.recv, raw.body)
+      : raw.body
+        ? InboundFrameStream.received(id, raw.body, context.audit, raw.auditIndex ?? -1)
+        : null
+    return this.#stream(id, raw.send, reader, raw.recv !== undefined)
   }
 
-  #stream(id: number, send: NativeBodyWriter | undefined, recv: NativeBodyReader | undefined): QuicStream {
-    const stream = new QuicStream(this, id, send, recv)
-    this.trackStream(id, stream.writer, stream.reader)
+  /** `liveReader`: the reader still reads from Rust (so the connection's end must abort it); not when it came whole. */
+  #stream(id: number, send: NativeBodyWriter | undefined, reader: InboundFrameStream | null, liveReader: boolean): QuicStream {
+    const stream = new QuicStream(this, id, send ? OutboundFrameSender.of(send) : null, reader)
+    this.trackStream(id, stream.writer, liveReader ? stream.reader : undefined)
     return stream
   }
 
@@ -302,7 +310,7 @@ export class RawQuicConnection extends ConnectionController<QuicStream> {
     checkSignal('options.signal', signal)
     signal?.throwIfAborted()
     this.assertOpen()
-    const opened = awaitNative(this.native.openStream(bidi)).then((s) => this.#stream(s.streamId, s.send, s.recv))
+    const opened = awaitNative(this.native.openStream(bidi)).then((s) => this.#stream(s.streamId, s.send, s.recv ? InboundFrameStream.of(s.recv) : null, true))
     if (!signal) return opened
     return new Promise((resolve, reject) => {
       const onAbort = () => {

@@ -280,10 +280,17 @@ pub fn client_event(
 pub fn raw_event(ev: RawEvent, handles: &StreamHandles) -> NativeH3Event {
   match ev {
     RawEvent::Established => event(Kind::Established),
-    RawEvent::NewStream(ends) => {
+    RawEvent::NewStream(mut ends) => {
       let stream_id = ends.stream_id;
+      // As with a request's HEADERS: bytes already here ride with the event,
+      // and when they end with FIN, JS needs no reader and no read crossing.
+      let body = ends.recv.as_mut().and_then(queued_body);
+      let audit_index = matches!(body, Some((_, true))).then(|| {
+        ends.recv = None;
+        handles.audit.push(ends.audit.clone())
+      });
       let (send, recv) = raw_stream(ends, &handles.commands);
-      NativeH3Event { stream_id: Some(stream_id as i64), send, recv, ..event(Kind::NewStream) }
+      NativeH3Event { stream_id: Some(stream_id as i64), send, recv, body: body.map(|(data, _)| data), audit_index, ..event(Kind::NewStream) }
     },
   }
 }
