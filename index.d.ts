@@ -132,6 +132,21 @@ export declare class NativeH3Controller {
   session(): Promise<Buffer | null>
   /** Whether the handshake resumed an earlier session. */
   isResumed(): Promise<boolean>
+  /**
+   * Raw QUIC: opens a stream, once the peer's stream limit allows (the
+   * promise waits for its MAX_STREAMS until then).
+   */
+  openStream(bidi: boolean): Promise<NativeRawStream>
+  /** Raw QUIC: the connection's datagrams as one flow; once. */
+  takeDatagrams(): NativeDatagramFlow | null
+  /** Raw QUIC: the negotiated ALPN protocol, once the handshake is done. */
+  get applicationProtocol(): string | null
+  /**
+   * Raw QUIC: `[droppedIn, droppedOut, maxDatagramSize]`: inbound datagrams
+   * dropped unread, outbound ones quiche refused, and the largest payload
+   * the peer and path take now (0: none).
+   */
+  datagramCounters(): Array<number>
   /** `ip:port` of this end, once the connection has started. */
   get localAddress(): string | null
   /**
@@ -154,6 +169,8 @@ export declare class NativeInitialConnection {
   close(): void
   /** Runs the handshake and then `driver` on this connection. */
   start(driver: NativeServerH3Driver): void
+  /** Runs the handshake and then a `RawDriver` (raw QUIC) on this connection. */
+  startRaw(): NativeH3Controller
 }
 
 /** One listening socket and its stream of incoming connections. */
@@ -176,6 +193,11 @@ export declare class NativeQuicListener {
    * `onConnections`.
    */
   startH3(settings: NativeHttp3Settings | undefined | null, callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]> | null) => void): void
+  /**
+   * `startH3`'s twin for raw QUIC: every connection runs a `RawDriver`
+   * (`raw_driver.rs`), and `callback` gets its controller and events.
+   */
+  startRaw(callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]> | null) => void): void
   /** Asks for one more connection (see `onConnections`). */
   want(): void
   /**
@@ -216,6 +238,12 @@ export declare function buildFeatures(): Array<string>
  * once the handshake is done.
  */
 export declare function connect(options: NativeConnectOptions): Promise<NativeH3Controller>
+
+/**
+ * `tokio_quiche::quic::connect_with_config` with a `RawDriver` (raw QUIC:
+ * `settings.alpn` names the protocol); resolves once the handshake is done.
+ */
+export declare function connectQuic(options: NativeConnectOptions): Promise<NativeH3Controller>
 
 /** Generates a self-signed ECDSA P-256 certificate for `names`. */
 export declare function generateSelfSigned(names: Array<string>): NativeSelfSigned
@@ -380,6 +408,14 @@ export interface NativeQuicSettings {
   trackUnknownTransportParameters?: number
   poolSendBuffer?: boolean
   captureQuicheLogs?: boolean
+}
+
+/** A stream this side opened on a raw QUIC connection. */
+export interface NativeRawStream {
+  streamId: number
+  send?: NativeBodyWriter
+  /** None on a unidirectional stream. */
+  recv?: NativeBodyReader
 }
 
 /** A self-signed certificate and key, both PEM. */

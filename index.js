@@ -846,6 +846,7 @@ module.exports.auditStatsAt = nativeBinding.auditStatsAt
 module.exports.bridgeCounters = nativeBinding.bridgeCounters
 module.exports.buildFeatures = nativeBinding.buildFeatures
 module.exports.connect = nativeBinding.connect
+module.exports.connectQuic = nativeBinding.connectQuic
 module.exports.generateSelfSigned = nativeBinding.generateSelfSigned
 module.exports.listen = nativeBinding.listen
 module.exports.newServerH3Driver = nativeBinding.newServerH3Driver

@@ -31,6 +31,19 @@ for (const [mode, start] of [['client-first', 'accept'], ['server-first', 'accep
   })
 }
 
+for (const [mode, start] of [['client-first', 'startRaw'], ['server-first', 'startRaw'], ['client-first', 'accept']] as const) {
+  test(`raw QUIC server (${start}) + connectQuic client, one echo, closed ${mode}: the process exits by itself within 5 s`, async (t) => {
+    const { code, stdout } = await run('raw-echo.ts', [mode, start])
+    t.is(code, 0, `exit code (killed after 5 s if it hung); stdout:\n${stdout}`)
+    t.regex(stdout, /^echo ping$/m)
+    t.regex(stdout, /^datagram dgram$/m)
+    t.regex(stdout, /^streams iterator done true$/m)
+    t.regex(stdout, /^closed$/m)
+    // A listener closes its raw connections with application code 0.
+    if (mode === 'server-first') t.regex(stdout, /^client saw peer close 0$/m)
+  })
+}
+
 test('close() settles a pending accept(), event iteration and body reads', async (t) => {
   let serverSide!: () => void
   const requestSeen = new Promise<void>((r) => (serverSide = r))

@@ -54,6 +54,8 @@ const KINDS = [
   'newOutboundRequest',
   'malformedRequest',
   'closed',
+  'established',
+  'newStream',
 ]
 
 /** Turns a flat batch back into events, in order. */

@@ -1,5 +1,5 @@
 import { createPublicKey } from 'node:crypto'
-import native, { type NativeH3Controller } from './native.js'
+import native, { type NativeConnectOptions, type NativeH3Controller } from './native.js'
 import type { RawH3Event } from './batch.js'
 import type { TlsCertificatePaths } from './params.js'
 import { RequestRefusedError, TokioQuicheError, awaitNative, callNative, certificateRejection, checkSignal, invalidArg } from './errors.js'
@@ -39,7 +39,8 @@ export interface ConnectOptions {
   signal?: AbortSignal
 }
 
-const CONNECT_KEYS = new Set(['serverName', 'ca', 'insecureSkipVerify', 'clientCertificate', 'serverPublicKey', 'session', 'settings', 'http3', 'signal'])
+/** The options `connect()` knows. */
+export const CONNECT_KEYS: ReadonlySet<string> = new Set(['serverName', 'ca', 'insecureSkipVerify', 'clientCertificate', 'serverPublicKey', 'session', 'settings', 'http3', 'signal'])
 
 function publicKeyPem(key: string | Uint8Array): string {
   try {
@@ -50,15 +51,11 @@ function publicKeyPem(key: string | Uint8Array): string {
   }
 }
 
-/**
- * `tokio_quiche::quic::connect`: opens a QUIC connection from its own UDP
- * socket, verifies the server's certificate, and resolves once the
- * handshake is done.
- */
-export async function connect(address: string, options: ConnectOptions = {}): Promise<ClientH3Controller> {
+/** Validates `connect()`'s options (all but `http3`) into the binding's shape; `keys` are the ones allowed. */
+export function nativeConnectOptions(address: string, options: ConnectOptions, keys: ReadonlySet<string> = CONNECT_KEYS): NativeConnectOptions {
   if (typeof address !== 'string' || address.length === 0) throw invalidArg('address', 'expected a host:port string')
   if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected an object')
-  for (const key of Object.keys(options)) if (!CONNECT_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
+  for (const key of Object.keys(options)) if (!keys.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
   for (const key of ['serverName', 'ca'] as const) {
     if (options[key] !== undefined && (typeof options[key] !== 'string' || options[key].length === 0)) {
       throw invalidArg(`options.${key}`, 'expected a non-empty string')
@@ -78,8 +75,7 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
       }
     }
   }
-  signal?.throwIfAborted()
-  const pending = awaitNative(native.connect({
+  return {
     address,
     ...(options.serverName === undefined ? {} : { serverName: options.serverName }),
     ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -88,18 +84,28 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
     ...(serverPublicKey === undefined ? {} : { serverPublicKey: publicKeyPem(serverPublicKey) }),
     ...(session === undefined ? {} : { session: Buffer.from(session.buffer, session.byteOffset, session.byteLength) }),
     settings: quicSettingsToNative(options.settings, 'options.settings'),
-    http3: http3SettingsToNative(options.http3),
-  })).catch((err: TokioQuicheError) => Promise.reject(certificateRejection(err)))
-  // request()'s default :authority: the name the certificate was checked for.
-  const authority = options.serverName ?? address
-  if (!signal) return new ClientH3Controller(await pending, authority)
+  }
+}
+
+/**
+ * Runs a handshake the binding started and wraps its controller with
+ * `make`; `signal` aborting first rejects with its reason (a connection
+ * that completes after that is closed).
+ */
+export async function finishConnect<C extends { close(): Promise<unknown> }>(
+  handshake: Promise<NativeH3Controller>,
+  signal: AbortSignal | undefined,
+  make: (native: NativeH3Controller) => C,
+): Promise<C> {
+  const pending = awaitNative(handshake).catch((err: TokioQuicheError) => Promise.reject(certificateRejection(err)))
+  if (!signal) return make(await pending)
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
     pending.then(
       (nativeController) => {
         signal.removeEventListener('abort', onAbort)
-        const controller = new ClientH3Controller(nativeController, authority)
+        const controller = make(nativeController)
         if (signal.aborted) void controller.close()
         else resolve(controller)
       },
@@ -109,6 +115,20 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
       },
     )
   })
+}
+
+/**
+ * `tokio_quiche::quic::connect`: opens a QUIC connection from its own UDP
+ * socket, verifies the server's certificate, and resolves once the
+ * handshake is done.
+ */
+export async function connect(address: string, options: ConnectOptions = {}): Promise<ClientH3Controller> {
+  const nativeOptions = nativeConnectOptions(address, options)
+  const http3 = http3SettingsToNative(options.http3)
+  options.signal?.throwIfAborted()
+  // request()'s default :authority: the name the certificate was checked for.
+  const authority = options.serverName ?? address
+  return finishConnect(native.connect({ ...nativeOptions, http3 }), options.signal, (n) => new ClientH3Controller(n, authority))
 }
 
 /** tokio-quiche's `NewClientRequest`. */

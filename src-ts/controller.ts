@@ -11,7 +11,7 @@ export const H3_NO_ERROR = 0x100
 export type ConnectionStats = NativeConnectionStats
 
 export interface CloseOptions {
-  /** Application error code for CONNECTION_CLOSE. Default H3_NO_ERROR (0x100). */
+  /** Application error code for CONNECTION_CLOSE. Default H3_NO_ERROR (0x100); 0 on raw QUIC. */
   errorCode?: number
   /** Reason phrase sent to the peer. */
   reason?: string
@@ -24,7 +24,8 @@ export interface StreamShutdownOptions {
   write?: number
 }
 
-function checkCode(field: string, code: unknown, what = 'error code'): number {
+/** A QUIC/H3 error code: a non-negative integer a JS number holds exactly (below QUIC's 2^62 varint limit). */
+export function checkCode(field: string, code: unknown, what = 'error code'): number {
   if (typeof code !== 'number' || !Number.isInteger(code) || code < 0 || code > Number.MAX_SAFE_INTEGER) {
     throw invalidArg(field, `expected a non-negative integer ${what}, got ${String(code)}`)
   }
@@ -32,10 +33,10 @@ function checkCode(field: string, code: unknown, what = 'error code'): number {
 }
 
 /**
- * What `ServerH3Controller` and `ClientH3Controller` share: the event stream,
- * the commands, and the connection's end.
+ * What every connection object shares, H3 or raw QUIC: the event stream,
+ * the commands, the streams' signals, and the connection's end.
  */
-export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposable {
+export abstract class ConnectionController<E> implements AsyncIterable<E>, AsyncDisposable {
   /** @internal */
   protected readonly native: NativeH3Controller
   readonly #events = new AsyncQueue<E>()
@@ -101,6 +102,17 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
       for (const streamId of this.#streams.keys()) this.#abortStream(streamId, { recvs: true, sends: true }, reason)
       this.#streams.clear()
     }
+  }
+
+  /** @internal Ties a stream's reader and writer to the connection's end (raw QUIC's own streams). */
+  protected trackStream(streamId: number, send?: OutboundFrameSender, recv?: InboundFrameStream): void {
+    if (send) this.#register(streamId, send, recv)
+    else if (recv) this.#streams.set(streamId, [recv])
+  }
+
+  /** @internal Forgets a stream whose reader and writer have both ended (raw QUIC has no `streamClosed`). */
+  protected forgetStream(streamId: number): void {
+    this.#streams.delete(streamId)
   }
 
   /** Called once when the connection has ended. */
@@ -169,13 +181,8 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
     return awaitNative(this.native.isResumed())
   }
 
-  /** Sends GOAWAY: the peer should open no new requests; in-flight ones finish. */
-  sendGoaway(): void {
-    this.#assertOpen()
-    callNative(() => this.native.sendGoaway())
-  }
-
-  #assertOpen(): void {
+  /** @internal */
+  protected assertOpen(): void {
     if (this.isClosed) throw new TokioQuicheError('ERR_CLOSED', 'the connection is closed')
   }
 
@@ -184,19 +191,22 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
     const read = options.read === undefined ? undefined : checkCode('options.read', options.read)
     const write = options.write === undefined ? undefined : checkCode('options.write', options.write)
     if (read === undefined && write === undefined) throw invalidArg('options', 'give read, write, or both')
-    this.#assertOpen()
+    this.assertOpen()
     callNative(() => this.native.shutdownStream(checkCode('streamId', streamId, 'stream id'), read, write))
     const codes = [read === undefined ? '' : `STOP_SENDING 0x${read.toString(16)}`, write === undefined ? '' : `RESET_STREAM 0x${write.toString(16)}`]
     const reason = new TokioQuicheError('ERR_STREAM_CLOSED', `stream ${streamId} was shut down locally (${codes.filter(Boolean).join(', ')})`)
     this.#abortStream(streamId, { recvs: read !== undefined, sends: write !== undefined }, reason)
   }
 
+  /** The application error code `close()` sends by default. */
+  protected abstract readonly defaultCloseCode: number
+
   /**
    * Closes the connection (application CONNECTION_CLOSE) and resolves when it
    * has ended; every pending read, write and event iteration then settles.
    */
   async close(options: CloseOptions = {}): Promise<CloseInfo> {
-    const errorCode = checkCode('options.errorCode', options.errorCode ?? H3_NO_ERROR)
+    const errorCode = checkCode('options.errorCode', options.errorCode ?? this.defaultCloseCode)
     const reason = options.reason ?? ''
     if (typeof reason !== 'string') throw invalidArg('options.reason', 'expected a string')
     if (!this.isClosed) {
@@ -211,5 +221,16 @@ export abstract class H3Controller<E> implements AsyncIterable<E>, AsyncDisposab
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
+  }
+}
+
+/** What `ServerH3Controller` and `ClientH3Controller` share beyond any QUIC connection. */
+export abstract class H3Controller<E> extends ConnectionController<E> {
+  protected readonly defaultCloseCode = H3_NO_ERROR
+
+  /** Sends GOAWAY: the peer should open no new requests; in-flight ones finish. */
+  sendGoaway(): void {
+    this.assertOpen()
+    callNative(() => this.native.sendGoaway())
   }
 }

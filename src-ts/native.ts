@@ -6,6 +6,7 @@ export type {
   ExternalObject,
   NativeBodyReader,
   NativeBodyWriter,
+  NativeConnectOptions,
   NativeConnectionStats,
   NativeDatagramFlow,
   NativeH3Controller,
@@ -15,6 +16,7 @@ export type {
   NativeInitialConnection,
   NativeQuicListener,
   NativeQuicSettings,
+  NativeRawStream,
   NativeServerH3Driver,
   NativeServerTls,
 } from '../index.js'

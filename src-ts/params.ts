@@ -1,6 +1,6 @@
 import type { NativeQuicSettings, NativeServerTls } from './native.js'
 import { invalidArg } from './errors.js'
-import { type QuicSettings, quicSettingsToNative } from './settings.js'
+import { type QuicSettings, checkAlpn, quicSettingsToNative } from './settings.js'
 
 /** A certificate chain and private key, as PEM file paths (tokio-quiche's `TlsCertificatePaths`). */
 export interface TlsCertificatePaths {
@@ -35,6 +35,12 @@ export interface ServerTlsOptions extends TlsCertificatePaths {
 
 export interface ServerParamsInit {
   tls: ServerTlsOptions
+  /**
+   * ALPN protocols the server accepts, in preference order: the shorthand
+   * for `settings.alpn` (default `['h3']`). A raw QUIC server names its own,
+   * e.g. `['my-proto']`; a client offering none of them fails its handshake.
+   */
+  alpn?: string[]
   settings?: QuicSettings
 }
 
@@ -86,7 +92,10 @@ export class ConnectionParams {
 
   /** `ConnectionParams::new_server`: validated now; the files are read by `listen()`. */
   static newServer(init: ServerParamsInit): ConnectionParams {
-    if (init === null || typeof init !== 'object') throw invalidArg('params', 'expected { tls, settings? }')
-    return new ConnectionParams(serverTlsToNative(init.tls), quicSettingsToNative(init.settings))
+    if (init === null || typeof init !== 'object') throw invalidArg('params', 'expected { tls, alpn?, settings? }')
+    const { alpn } = init
+    if (alpn !== undefined && init.settings?.alpn !== undefined) throw invalidArg('alpn', 'give alpn or settings.alpn, not both')
+    const settings = alpn === undefined ? init.settings : { ...init.settings, alpn: checkAlpn(alpn, 'alpn') }
+    return new ConnectionParams(serverTlsToNative(init.tls), quicSettingsToNative(settings))
   }
 }

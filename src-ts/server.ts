@@ -8,6 +8,7 @@ import native, {
 import { awaitNative, callNative, invalidArg } from './errors.js'
 import type { EventBatch, RawH3Event } from './batch.js'
 import { H3Controller } from './controller.js'
+import { RawQuicConnection } from './raw.js'
 import { AsyncQueue, type EventContext, type ServerH3Event, toEvent } from './events.js'
 import { ConnectionParams, type ServerTlsOptions, serverTlsToNative } from './params.js'
 import { type Http3Settings, type Http3SettingsInit, http3SettingsToNative } from './settings.js'
@@ -51,17 +52,20 @@ export async function listen(sockets: readonly ListenSocket[], params: Connectio
   return listeners.map((l) => new QuicListener(l))
 }
 
+/** A connection a listener started, which its `close()` closes. */
+type StartedConnection = ServerH3Controller | RawQuicConnection
+
 /**
  * The connections arriving on one socket (tokio-quiche's `QuicConnectionStream`).
  * Iterate it with `for await`; leaving the loop closes the listener.
  */
 export class QuicListener implements AsyncIterable<InitialQuicConnection>, AsyncDisposable {
   readonly #native: NativeQuicListener
-  readonly #controllers = new Set<ServerH3Controller>()
+  readonly #controllers = new Set<StartedConnection>()
   /** Pending `accept()` calls, oldest first; the binding hands over one connection per `want()`. */
   readonly #waiting: ((conn: InitialQuicConnection | null) => void)[] = []
-  /** How connections are handed over, once chosen: `accept()` or `startH3()`. */
-  #delivery: 'accept' | 'startH3' | undefined
+  /** How connections are handed over, once chosen: `accept()`, `startH3()` or `startRaw()`. */
+  #delivery: 'accept' | 'startH3' | 'startRaw' | undefined
   #closed = false
 
   /** @internal */
@@ -116,16 +120,35 @@ export class QuicListener implements AsyncIterable<InitialQuicConnection>, Async
    * of `accept()`, not with it. Ends when the listener closes.
    */
   startH3(settings?: Http3Settings | Http3SettingsInit): AsyncIterableIterator<ServerH3Controller> {
-    const controllers = new AsyncQueue<ServerH3Controller>()
+    const nativeSettings = http3SettingsToNative(settings)
+    return this.#startAll('startH3', (deliver) => this.#native.startH3(nativeSettings, deliver), (n) => new ServerH3Controller(n, false))
+  }
+
+  /**
+   * `startH3()`'s twin for raw QUIC: starts every connection with the
+   * addon's `ApplicationOverQuic` and yields each as a
+   * {@link RawQuicConnection} (at once; await its `established`). The
+   * listener's `ConnectionParams` name the protocol (`alpn`).
+   */
+  startRaw(): AsyncIterableIterator<RawQuicConnection> {
+    return this.#startAll('startRaw', (deliver) => this.#native.startRaw(deliver), (n) => new RawQuicConnection(n, { isServer: true, ownEvents: false }))
+  }
+
+  /** Starts every connection inside the binding and hands each, with its events, to a new `make(native)`. */
+  #startAll<C extends StartedConnection>(
+    how: 'startH3' | 'startRaw',
+    start: (deliver: (deliveries: unknown[] | null) => void) => void,
+    make: (native: NativeH3Controller) => C,
+  ): AsyncIterableIterator<C> {
+    const controllers = new AsyncQueue<C>()
     if (this.#closed) {
       controllers.end()
       return controllers
     }
-    const live = new Map<number, ServerH3Controller>()
-    const nativeSettings = http3SettingsToNative(settings)
-    this.#deliverBy('startH3')
+    const live = new Map<number, C>()
+    this.#deliverBy(how)
     callNative(() =>
-      this.#native.startH3(nativeSettings, (deliveries) => {
+      start((deliveries) => {
         if (!deliveries) return controllers.end()
         // Flat `[id, controller | undefined, batch, ...]`, in arrival order.
         for (let i = 0; i < deliveries.length; i += 3) {
@@ -133,7 +156,7 @@ export class QuicListener implements AsyncIterable<InitialQuicConnection>, Async
           const native = deliveries[i + 1] as NativeH3Controller | undefined
           let controller = live.get(id)
           if (!controller && native) {
-            live.set(id, (controller = new ServerH3Controller(native, false)))
+            live.set(id, (controller = make(native)))
             this.track(controller)
             controllers.push(controller)
           }
@@ -146,7 +169,7 @@ export class QuicListener implements AsyncIterable<InitialQuicConnection>, Async
   }
 
   /** Fixes how connections are handed over; true the first time (`accept()` may then be called again). */
-  #deliverBy(how: 'accept' | 'startH3'): boolean {
+  #deliverBy(how: 'accept' | 'startH3' | 'startRaw'): boolean {
     if (how === 'accept' && this.#delivery === how) return false
     if (this.#delivery) throw invalidArg(how, `this listener's connections already go to ${this.#delivery}()`)
     this.#delivery = how
@@ -170,7 +193,7 @@ export class QuicListener implements AsyncIterable<InitialQuicConnection>, Async
   }
 
   /** @internal */
-  track(controller: ServerH3Controller): void {
+  track(controller: StartedConnection): void {
     if (this.#closed) {
       void controller.close()
       return
@@ -204,7 +227,7 @@ export interface QuicConnection {
 export class InitialQuicConnection implements AsyncDisposable {
   readonly #native: NativeInitialConnection
   readonly #listener: QuicListener
-  #controller: ServerH3Controller | undefined
+  #controller: StartedConnection | undefined
 
   /** @internal */
   constructor(native: NativeInitialConnection, listener: QuicListener) {
@@ -227,6 +250,20 @@ export class InitialQuicConnection implements AsyncDisposable {
     this.#controller = driver.controller
     this.#listener.track(driver.controller)
     return { localAddress: this.localAddress, peerAddress: this.peerAddress }
+  }
+
+  /**
+   * Runs the handshake, then the addon's `ApplicationOverQuic`, on this
+   * connection: raw QUIC with the protocol the listener's `alpn` names.
+   * The connection is returned at once; await its `established`. Call once,
+   * instead of `start()`.
+   */
+  startRaw(): RawQuicConnection {
+    if (this.#controller) throw invalidArg('startRaw', 'this connection was already started')
+    const connection = new RawQuicConnection(callNative(() => this.#native.startRaw()), { isServer: true })
+    this.#controller = connection
+    this.#listener.track(connection)
+    return connection
   }
 
   /**

@@ -37,10 +37,16 @@ function check(field: string, value: unknown, rule: Rule): void {
       }
       return
     case 'strings':
-      if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string' || v.length === 0 || v.length > 255)) {
-        throw invalidArg(field, 'expected a non-empty array of non-empty strings (at most 255 characters each)')
-      }
+      checkAlpn(value, field)
   }
+}
+
+/** ALPN protocol names: a non-empty list of 1 to 255 character strings. */
+export function checkAlpn(value: unknown, field: string): string[] {
+  if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string' || v.length === 0 || v.length > 255)) {
+    throw invalidArg(field, 'expected a non-empty array of non-empty strings (at most 255 characters each)')
+  }
+  return value as string[]
 }
 
 /** Checks `init` against `rules`, rejecting unknown keys (typos) by name. */

@@ -4,11 +4,13 @@
 //! one JSON line of results (see `load.rs` for the options).
 //! `tq-bench idle ADDR PATH COUNT`: opens COUNT connections, one request
 //! each, prints one JSON line, then holds them open until killed.
+//! `tq-bench raw-server` / `raw-load`: the raw QUIC rows (`raw.rs`).
 
 mod body;
 mod client;
 mod idle;
 mod load;
+mod raw;
 mod server;
 mod tcp;
 
@@ -24,7 +26,9 @@ pub fn response_size(path: &str) -> usize {
 
 const USAGE: &str = "usage: tq-bench server ADDR CERT KEY
        tq-bench load ADDR PATH [--streams S] [--conns C] [--seconds D] [--per-conn R] [--upload BYTES]
-       tq-bench idle ADDR PATH COUNT";
+       tq-bench idle ADDR PATH COUNT
+       tq-bench raw-server ADDR CERT KEY
+       tq-bench raw-load ADDR bulk BYTES | rr STREAMS SECONDS";
 
 fn usage() -> ! {
   eprintln!("{USAGE}");
@@ -63,6 +67,11 @@ fn main() {
     ["server", addr, cert, key] => runtime.block_on(server::run(addr, cert, key)),
     ["load", addr, path, rest @ ..] => runtime.block_on(load::run(addr, path, load_options(rest))),
     ["idle", addr, path, count] => runtime.block_on(idle::run(addr, path, number(count))),
+    ["raw-server", addr, cert, key] => runtime.block_on(raw::serve(addr, cert, key)),
+    ["raw-load", addr, "bulk", bytes] => runtime.block_on(raw::load(addr, raw::Mode::Bulk(number(bytes)))),
+    ["raw-load", addr, "rr", streams, seconds] => {
+      runtime.block_on(raw::load(addr, raw::Mode::RequestResponse { streams: number(streams), seconds: number(seconds) }))
+    },
     _ => usage(),
   };
   if let Err(e) = result {

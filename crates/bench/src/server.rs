@@ -39,7 +39,7 @@ pub async fn run(addr: &str, cert: &str, key: &str) -> Result<(), BoxError> {
 
 /// Each line on stdin is answered with `stats {"uploaded":N}` (bench/subjects.ts);
 /// the end of stdin ends the server, so it never outlives the harness.
-async fn answer_stats() {
+pub(crate) async fn answer_stats() {
   let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
   while let Ok(Some(_)) = lines.next_line().await {
     println!("stats {{\"uploaded\":{}}}", UPLOADED.load(Ordering::Relaxed));

@@ -48,6 +48,10 @@ pub enum Kind {
   NewOutboundRequest,
   MalformedRequest,
   Closed,
+  /// A raw QUIC connection's handshake is done.
+  Established,
+  /// A stream the peer opened on a raw QUIC connection: `send` and/or `recv`.
+  NewStream,
 }
 
 /// Every event variant in one struct; `kind` says which fields are set.
@@ -381,7 +385,7 @@ mod tests {
 
   #[test]
   fn kinds_cross_in_the_order_src_ts_decodes_them() {
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 14] = [
       Settings,
       Headers,
       NewFlow,
@@ -394,6 +398,8 @@ mod tests {
       NewOutboundRequest,
       MalformedRequest,
       Closed,
+      Established,
+      NewStream,
     ];
     let ts = include_str!("../../../src-ts/batch.ts");
     let list = &ts[ts.find("const KINDS = [").expect("KINDS in src-ts/batch.ts")..];

@@ -10,10 +10,11 @@ use tokio::net::UdpSocket;
 use tokio_quiche::http3::driver::ClientH3Driver;
 use tokio_quiche::settings::{CertificateKind, Hooks, TlsCertificatePaths};
 use tokio_quiche::socket::Socket;
-use tokio_quiche::ConnectionParams;
+use tokio_quiche::{ApplicationOverQuic, ConnectionParams, QuicConnection};
 
 use crate::address::{any_port_for, host_name, resolve};
 use crate::controller::NativeH3Controller;
+use crate::raw::raw_pair;
 use crate::requests::{take_writer, ClientRequests, PendingWriters};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{client_event, spawn_event_pump, ConnectionSlot, StreamHandles};
@@ -46,7 +47,47 @@ pub async fn connect(options: NativeConnectOptions) -> napi::Result<NativeH3Cont
   connect_h3(options).await.map_err(for_promise)
 }
 
-async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller> {
+/// `tokio_quiche::quic::connect_with_config` with a `RawDriver` (raw QUIC:
+/// `settings.alpn` names the protocol); resolves once the handshake is done.
+#[napi]
+pub async fn connect_quic(options: NativeConnectOptions) -> napi::Result<NativeH3Controller> {
+  let slot: ConnectionSlot = Arc::new(OnceLock::new());
+  let (driver, controller) = raw_pair(false, slot.clone(), None);
+  let conn = handshake(options, driver).await.map_err(for_promise)?;
+  let _ = slot.set(conn);
+  Ok(controller)
+}
+
+async fn connect_h3(mut options: NativeConnectOptions) -> Result<NativeH3Controller> {
+  let (driver, mut controller) = ClientH3Driver::new(http3_settings(&options.http3.take().unwrap_or_default()));
+  let events = controller.take_event_receiver();
+  let conn = handshake(options, driver).await?;
+
+  let slot: ConnectionSlot = Arc::new(OnceLock::new());
+  let _ = slot.set(conn);
+  let writers = PendingWriters::default();
+  let pump_writers = writers.clone();
+  let pump_slot = slot.clone();
+  let handles = StreamHandles::new(Arc::new(controller.h3_cmd_sender()));
+  let pump_handles = handles.clone();
+  Ok(NativeH3Controller::new(
+    handles,
+    Arc::default(),
+    Box::new(move |callback| {
+      let handles = pump_handles.clone();
+      spawn_event_pump(events, callback, pump_slot, handles, move |ev| {
+        let take = |stream_id, request_id| take_writer(&pump_writers, &pump_handles.commands, stream_id, request_id);
+        Some(client_event(ev, &pump_handles, take))
+      })
+    }),
+    slot,
+    Some(ClientRequests { sender: controller.request_sender(), writers }),
+    None,
+  ))
+}
+
+/// Resolves, verifies and runs the QUIC handshake with `app` on its own UDP socket.
+async fn handshake<A: ApplicationOverQuic>(options: NativeConnectOptions, app: A) -> Result<QuicConnection> {
   let peer = resolve(&options.address, "address").await?;
   let trust = match (options.insecure_skip_verify.unwrap_or(false), &options.ca, &options.server_public_key) {
     (true, _, _) => ServerTrust::Insecure,
@@ -81,14 +122,12 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
   let mut params = ConnectionParams::new_client(settings, Some(placeholder), hooks);
   params.session = options.session.map(|s| s.to_vec());
 
-  let (driver, mut controller) = ClientH3Driver::new(http3_settings(&options.http3.unwrap_or_default()));
-  let events = controller.take_event_receiver();
   let mut socket: Socket<_, _> = socket.try_into().map_err(connect_error)?;
   // GSO/GRO and the other offloads tokio-quiche's listen() sets up for servers.
   socket.apply_max_capabilities();
-  let handshake = tokio_quiche::quic::connect_with_config(socket, server_name.as_deref(), &params, driver);
-  let conn = match tokio::time::timeout(handshake_timeout, handshake).await {
-    Ok(Ok(conn)) => conn,
+  let handshake = tokio_quiche::quic::connect_with_config(socket, server_name.as_deref(), &params, app);
+  match tokio::time::timeout(handshake_timeout, handshake).await {
+    Ok(Ok(conn)) => Ok(conn),
     Ok(Err(e)) => {
       let why = match rejection.lock().unwrap_or_else(|p| p.into_inner()).take() {
         Some(cert) => format!("the server's certificate was rejected ({cert}); pass its CA as `ca`"),
@@ -102,27 +141,5 @@ async fn connect_h3(options: NativeConnectOptions) -> Result<NativeH3Controller>
         format!("{peer}: no QUIC handshake within {} ms (settings.handshakeTimeoutMs)", handshake_timeout.as_millis()),
       ))
     },
-  };
-
-  let slot: ConnectionSlot = Arc::new(OnceLock::new());
-  let _ = slot.set(conn);
-  let writers = PendingWriters::default();
-  let pump_writers = writers.clone();
-  let pump_slot = slot.clone();
-  let handles = StreamHandles::new(Arc::new(controller.h3_cmd_sender()));
-  let pump_handles = handles.clone();
-  Ok(NativeH3Controller::new(
-    handles,
-    Arc::default(),
-    Box::new(move |callback| {
-      let handles = pump_handles.clone();
-      spawn_event_pump(events, callback, pump_slot, handles, move |ev| {
-        let take = |stream_id, request_id| take_writer(&pump_writers, &pump_handles.commands, stream_id, request_id);
-        Some(client_event(ev, &pump_handles, take))
-      })
-    }),
-    slot,
-    Some(ClientRequests { sender: controller.request_sender(), writers }),
-    None,
-  ))
+  }
 }

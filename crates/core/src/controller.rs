@@ -2,6 +2,7 @@
 //! `ClientH3Controller`. One class serves both roles; the TS layer presents
 //! them as `ServerH3Controller` and `ClientH3Controller`.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8ArraySlice};
@@ -16,11 +17,13 @@ use crate::commands::Commands;
 use crate::crossings;
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{ConnectionSlot, Deliver, EventCallback, StreamHandles};
+use crate::flow::NativeDatagramFlow;
+use crate::raw_driver::{RawCommand, RawCommands, RawShared};
 use crate::goaway::Goaway;
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::requests::ClientRequests;
 use crate::stats::{connection_stats, NativeConnectionStats};
-use crate::stream::{stream_closed, NativeBodyWriter, UnclaimedWriters};
+use crate::stream::{raw_stream, stream_closed, NativeBodyReader, NativeBodyWriter, UnclaimedWriters};
 
 /// Starts the event pump once JS hands over its callback.
 pub type EventStarter = Box<dyn FnOnce(Deliver) + Send>;
@@ -34,6 +37,23 @@ pub struct NativeH3Controller {
   slot: ConnectionSlot,
   requests: Option<ClientRequests>,
   peer_cert: Option<PeerCertSlot>,
+  raw: Option<RawParts>,
+}
+
+/// What only a raw QUIC connection's controller has (`raw_driver.rs`).
+pub struct RawParts {
+  pub commands: RawCommands,
+  pub datagrams: Mutex<Option<NativeDatagramFlow>>,
+  pub shared: Arc<RawShared>,
+}
+
+/// A stream this side opened on a raw QUIC connection.
+#[napi(object, object_from_js = false)]
+pub struct NativeRawStream {
+  pub stream_id: i64,
+  pub send: Option<NativeBodyWriter>,
+  /// None on a unidirectional stream.
+  pub recv: Option<NativeBodyReader>,
 }
 
 /// The DER client certificate a server verified (mutual TLS), set during the handshake.
@@ -45,7 +65,16 @@ impl NativeH3Controller {
     requests: Option<ClientRequests>, peer_cert: Option<PeerCertSlot>,
   ) -> Self {
     let StreamHandles { commands, writers, .. } = handles;
-    Self { commands, writers, goaway, events: Mutex::new(Some(events)), slot, requests, peer_cert }
+    Self { commands, writers, goaway, events: Mutex::new(Some(events)), slot, requests, peer_cert, raw: None }
+  }
+
+  /// Makes this the controller of a raw QUIC connection.
+  pub fn with_raw(self, raw: RawParts) -> Self {
+    Self { raw: Some(raw), ..self }
+  }
+
+  fn raw(&self) -> Result<&RawParts> {
+    self.raw.as_ref().ok_or_else(|| js_error(ErrorCode::InvalidArg, "only a raw QUIC connection has this"))
   }
 
   /// What starts the event pump, until something has.
@@ -195,6 +224,46 @@ impl NativeH3Controller {
   pub async fn is_resumed(&self) -> napi::Result<bool> {
     let resumed = self.with_connection(|qconn| qconn.is_resumed()).await;
     resumed.ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection is closed")))
+  }
+
+  /// Raw QUIC: opens a stream, once the peer's stream limit allows (the
+  /// promise waits for its MAX_STREAMS until then).
+  #[napi]
+  pub async fn open_stream(&self, bidi: bool) -> napi::Result<NativeRawStream> {
+    let closed = || for_promise(js_error(ErrorCode::Closed, "the connection is closed"));
+    let raw = self.raw().map_err(for_promise)?;
+    let (reply, opened) = oneshot::channel();
+    raw.commands.send(RawCommand::Open { bidi, reply }).map_err(|_| closed())?;
+    let ends = opened.await.map_err(|_| closed())?;
+    let stream_id = ends.stream_id as i64;
+    let (send, recv) = raw_stream(ends, &self.commands);
+    Ok(NativeRawStream { stream_id, send, recv })
+  }
+
+  /// Raw QUIC: the connection's datagrams as one flow; once.
+  #[napi(catch_unwind)]
+  pub fn take_datagrams(&self) -> Result<Option<NativeDatagramFlow>> {
+    Ok(self.raw()?.datagrams.lock().unwrap_or_else(|p| p.into_inner()).take())
+  }
+
+  /// Raw QUIC: the negotiated ALPN protocol, once the handshake is done.
+  #[napi(getter)]
+  pub fn application_protocol(&self) -> Option<String> {
+    let alpn = self.raw.as_ref()?.shared.alpn.get()?;
+    Some(String::from_utf8_lossy(alpn).into_owned())
+  }
+
+  /// Raw QUIC: `[droppedIn, droppedOut, maxDatagramSize]`: inbound datagrams
+  /// dropped unread, outbound ones quiche refused, and the largest payload
+  /// the peer and path take now (0: none).
+  #[napi(catch_unwind)]
+  pub fn datagram_counters(&self) -> Result<Vec<f64>> {
+    let shared = &self.raw()?.shared;
+    Ok(vec![
+      shared.datagrams_dropped_in.load(Ordering::Relaxed) as f64,
+      shared.datagrams_dropped_out.load(Ordering::Relaxed) as f64,
+      shared.max_datagram_size.load(Ordering::Relaxed) as f64,
+    ])
   }
 
   /// `ip:port` of this end, once the connection has started.

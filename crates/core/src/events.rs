@@ -22,7 +22,8 @@ use crate::crossings;
 use crate::flow::NativeDatagramFlow;
 use crate::headers::{check_received, headers_to_js, HeaderBlock};
 use crate::stats::error_code as code;
-use crate::stream::{queued_body, NativeBodyReader, NativeBodyWriter, Role, UnclaimedWriters};
+use crate::raw_driver::RawEvent;
+use crate::stream::{queued_body, raw_stream, NativeBodyReader, NativeBodyWriter, Role, UnclaimedWriters};
 
 /// What a connection's event conversion hands out: the command channel (for
 /// body writers), the writers JS has not claimed yet, and the audit stats
@@ -271,6 +272,25 @@ pub fn client_event(
       request_id: Some(request_id as f64),
       send: take_writer(stream_id, request_id),
       ..event(Kind::NewOutboundRequest)
+    },
+  }
+}
+
+/// Converts a raw QUIC connection's event (`raw_driver.rs`).
+pub fn raw_event(ev: RawEvent, handles: &StreamHandles) -> NativeH3Event {
+  match ev {
+    RawEvent::Established => event(Kind::Established),
+    RawEvent::NewStream(mut ends) => {
+      let stream_id = ends.stream_id;
+      // As with a request's HEADERS: bytes already here ride with the event,
+      // and when they end with FIN, JS needs no reader and no read crossing.
+      let body = ends.recv.as_mut().and_then(queued_body);
+      let audit_index = matches!(body, Some((_, true))).then(|| {
+        ends.recv = None;
+        handles.audit.push(ends.audit.clone())
+      });
+      let (send, recv) = raw_stream(ends, &handles.commands);
+      NativeH3Event { stream_id: Some(stream_id as i64), send, recv, body: body.map(|(data, _)| data), audit_index, ..event(Kind::NewStream) }
     },
   }
 }

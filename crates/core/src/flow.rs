@@ -7,7 +7,8 @@
 //! the path. Sends still wait for room in the driver's channel, so a JS
 //! sender cannot queue without bound.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8ArraySlice};
 use napi::Env;
@@ -35,6 +36,9 @@ pub struct NativeDatagramFlow {
   sender: Mutex<Option<Sender<OutboundFrame>>>,
   rx: tokio::sync::Mutex<Option<InboundFrameStream>>,
   cancel: CancellationToken,
+  /// A raw QUIC connection's datagrams: the payload the peer and path take
+  /// now (0: none), which the driver keeps current; H3 flows have a fixed one.
+  limit: Option<Arc<AtomicUsize>>,
 }
 
 impl NativeDatagramFlow {
@@ -44,7 +48,13 @@ impl NativeDatagramFlow {
       sender: Mutex::new(send.get_ref().cloned()),
       rx: tokio::sync::Mutex::new(Some(recv)),
       cancel: CancellationToken::new(),
+      limit: None,
     }
+  }
+
+  /// A raw QUIC connection's datagrams as one flow (id 0), sized by `limit`.
+  pub fn with_limit(send: OutboundFrameSender, recv: InboundFrameStream, limit: Arc<AtomicUsize>) -> Self {
+    Self { limit: Some(limit), ..Self::new(0, send, recv) }
   }
 
   fn queue<'env>(&self, env: &'env Env, frame: OutboundFrame) -> Result<Option<PromiseRaw<'env, bool>>> {
@@ -82,11 +92,12 @@ impl NativeDatagramFlow {
   #[napi(catch_unwind)]
   pub fn send<'env>(&self, env: &'env Env, data: Uint8ArraySlice<'env>) -> Result<Option<PromiseRaw<'env, bool>>> {
     crossings::into_rust();
-    if data.len() > MAX_DATAGRAM_PAYLOAD {
-      return Err(js_error(
-        ErrorCode::InvalidArg,
-        format!("data: a datagram carries at most {MAX_DATAGRAM_PAYLOAD} bytes, got {}", data.len()),
-      ));
+    let max = self.limit.as_ref().map_or(MAX_DATAGRAM_PAYLOAD, |l| l.load(Ordering::Relaxed));
+    if max == 0 {
+      return Err(js_error(ErrorCode::InvalidArg, "data: the peer accepts no datagrams (QuicSettings.enableDgram on both sides)"));
+    }
+    if data.len() > max {
+      return Err(js_error(ErrorCode::InvalidArg, format!("data: a datagram carries at most {max} bytes here, got {}", data.len())));
     }
     let mut buf = Vec::with_capacity(HEADROOM + data.len());
     buf.resize(HEADROOM, 0);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Bottom first. Every module of the crate is in exactly one layer.
-const LAYERS: [(&str, &[&str]); 6] = [
+const LAYERS: [(&str, &[&str]); 7] = [
   (
     "foundation",
     &[
@@ -15,9 +15,10 @@ const LAYERS: [(&str, &[&str]); 6] = [
     ],
   ),
   ("channels", &["commands", "offer", "goaway"]),
+  ("drivers", &["raw_driver"]),
   ("handles", &["stream", "flow", "requests"]),
   ("events", &["batch", "events"]),
-  ("connection", &["controller"]),
+  ("connection", &["controller", "raw"]),
   ("entry points", &["outbox", "server", "client", "lib"]),
 ];
 

@@ -23,6 +23,8 @@ mod logging;
 mod metrics;
 mod offer;
 mod outbox;
+mod raw;
+mod raw_driver;
 mod requests;
 mod runtime;
 mod server;

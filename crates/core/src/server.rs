@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio_quiche::http3::driver::{ServerH3Driver, ServerH3Event};
 use tokio_quiche::metrics::DefaultMetrics;
 use tokio_quiche::settings::TlsCertificatePaths;
-use tokio_quiche::{ConnectionParams, InitialQuicConnection, QuicConnectionStream};
+use tokio_quiche::{ApplicationOverQuic, ConnectionParams, InitialQuicConnection, QuicConnectionStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::address::{any_port_for, resolve};
@@ -25,6 +25,7 @@ use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver, StreamHandles};
 use crate::goaway::{reject, Goaway};
 use crate::outbox::{self, ConnectionEvents, DeliveriesCallback};
+use crate::raw::raw_pair;
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
 use crate::server_tls::{load_identities, server_tls, IdentityStore, NativeServerTls};
 
@@ -153,30 +154,22 @@ impl NativeQuicListener {
     ts_args_type = "settings: NativeHttp3Settings | undefined | null, callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]> | null) => void"
   )]
   pub fn start_h3(&self, settings: Option<NativeHttp3Settings>, callback: DeliveriesCallback) -> Result<()> {
-    if self.delivering.swap(true, Ordering::AcqRel) {
-      return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
-    }
-    let (accept, cancel) = (self.accept.clone(), self.cancel.clone());
     let settings = settings.unwrap_or_default();
-    let outbox = outbox::for_callback(callback);
-    napi::bindgen_prelude::spawn(async move {
-      let mut id = 0u32;
-      while let Some(conn) = next_connection(&accept, &cancel).await {
-        let NativeServerDriverPair { driver, controller } = driver_pair(&settings);
-        if start_connection(conn, &driver).is_err() {
-          continue;
-        }
-        let Some(start_events) = controller.take_event_starter() else { continue };
-        let (outbox, mut announce) = (outbox.clone(), Some(controller));
-        start_events(Deliver::Outbox(Box::new(move |batch| {
-          let may_wait = batch.may_wait;
-          outbox.post(ConnectionEvents { id, controller: announce.take(), batch }, may_wait);
-        })));
-        id = id.wrapping_add(1);
-      }
-      outbox.close();
-    });
-    Ok(())
+    self.start_all(callback, move |conn| {
+      let NativeServerDriverPair { driver, controller } = driver_pair(&settings);
+      start_connection(conn, &driver).ok()?;
+      Some(controller)
+    })
+  }
+
+  /// `startH3`'s twin for raw QUIC: every connection runs a `RawDriver`
+  /// (`raw_driver.rs`), and `callback` gets its controller and events.
+  #[napi(
+    catch_unwind,
+    ts_args_type = "callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]> | null) => void"
+  )]
+  pub fn start_raw(&self, callback: DeliveriesCallback) -> Result<()> {
+    self.start_all(callback, |conn| Some(start_raw_connection(conn)))
   }
 
   /// Asks for one more connection (see `onConnections`).
@@ -213,6 +206,37 @@ impl NativeQuicListener {
     })?;
     let identities = load_identities(&tls)?;
     *store.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(identities);
+    Ok(())
+  }
+}
+
+impl NativeQuicListener {
+  /// Starts every accepted connection with `start` and hands JS each
+  /// controller with its first events, then its later ones, through one
+  /// outbox (see `startH3`). Callable once per listener.
+  fn start_all(
+    &self, callback: DeliveriesCallback,
+    start: impl Fn(InitialQuicConnection<UdpSocket, DefaultMetrics>) -> Option<NativeH3Controller> + Send + 'static,
+  ) -> Result<()> {
+    if self.delivering.swap(true, Ordering::AcqRel) {
+      return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
+    }
+    let (accept, cancel) = (self.accept.clone(), self.cancel.clone());
+    let outbox = outbox::for_callback(callback);
+    napi::bindgen_prelude::spawn(async move {
+      let mut id = 0u32;
+      while let Some(conn) = next_connection(&accept, &cancel).await {
+        let Some(controller) = start(conn) else { continue };
+        let Some(start_events) = controller.take_event_starter() else { continue };
+        let (outbox, mut announce) = (outbox.clone(), Some(controller));
+        start_events(Deliver::Outbox(Box::new(move |batch| {
+          let may_wait = batch.may_wait;
+          outbox.post(ConnectionEvents { id, controller: announce.take(), batch }, may_wait);
+        })));
+        id = id.wrapping_add(1);
+      }
+      outbox.close();
+    });
     Ok(())
   }
 }
@@ -275,6 +299,11 @@ impl NativeInitialConnection {
   fn new(conn: InitialQuicConnection<UdpSocket, DefaultMetrics>) -> Self {
     Self { local_addr: conn.local_addr(), peer_addr: conn.peer_addr(), conn: Mutex::new(Some(conn)) }
   }
+
+  fn take(&self) -> Result<InitialQuicConnection<UdpSocket, DefaultMetrics>> {
+    let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+    conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: it was already started or closed"))
+  }
 }
 
 #[napi]
@@ -299,19 +328,36 @@ impl NativeInitialConnection {
   /// Runs the handshake and then `driver` on this connection.
   #[napi(catch_unwind)]
   pub fn start(&self, driver: &NativeServerH3Driver) -> Result<()> {
-    let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let conn = conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: it was already started or closed"))?;
-    start_connection(conn, driver)
+    start_connection(self.take()?, driver)
+  }
+
+  /// Runs the handshake and then a `RawDriver` (raw QUIC) on this connection.
+  #[napi(catch_unwind)]
+  pub fn start_raw(&self) -> Result<NativeH3Controller> {
+    Ok(start_raw_connection(self.take()?))
   }
 }
 
-fn start_connection(mut conn: InitialQuicConnection<UdpSocket, DefaultMetrics>, driver: &NativeServerH3Driver) -> Result<()> {
+fn start_connection(conn: InitialQuicConnection<UdpSocket, DefaultMetrics>, driver: &NativeServerH3Driver) -> Result<()> {
   let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
   let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
-  record_client_certificate(conn.ssl_mut(), driver.peer_cert.clone());
-  let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(h3));
-  let _ = driver.slot.set(started);
+  start_app(conn, h3, &driver.slot, driver.peer_cert.clone());
   Ok(())
+}
+
+fn start_raw_connection(conn: InitialQuicConnection<UdpSocket, DefaultMetrics>) -> NativeH3Controller {
+  let (slot, peer_cert): (ConnectionSlot, PeerCertSlot) = Default::default();
+  let (driver, controller) = raw_pair(true, slot.clone(), Some(peer_cert.clone()));
+  start_app(conn, driver, &slot, peer_cert);
+  controller
+}
+
+fn start_app<A: ApplicationOverQuic>(
+  mut conn: InitialQuicConnection<UdpSocket, DefaultMetrics>, app: A, slot: &ConnectionSlot, peer_cert: PeerCertSlot,
+) {
+  record_client_certificate(conn.ssl_mut(), peer_cert);
+  let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(app));
+  let _ = slot.set(started);
 }
 
 /// With mutual TLS on, keeps the client's leaf certificate once BoringSSL

@@ -28,6 +28,7 @@ use crate::crossings::{self, Settles};
 use crate::errors::{js_error, ErrorCode, Result};
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::offer::{offer, Offer};
+use crate::raw_driver::RawStreamEnds;
 use crate::stats::{audit_stats, NativeH3AuditStats};
 
 /// Which side of the exchange a writer belongs to; it decides which header
@@ -38,6 +39,8 @@ pub enum Role {
   Server,
   /// Writes a request body: the request headers are already sent.
   Client,
+  /// Writes a raw QUIC stream (`raw_driver.rs`): bytes only.
+  Raw,
 }
 
 /// The write half of a stream, handed to JS as `OutboundFrameSender`.
@@ -61,7 +64,7 @@ impl NativeBodyWriter {
       role,
       sender: Mutex::new(send.get_ref().cloned()),
       finished: AtomicBool::new(false),
-      head_sent: AtomicBool::new(role == Role::Client),
+      head_sent: AtomicBool::new(role != Role::Server),
       commands,
     }
   }
@@ -112,11 +115,12 @@ impl NativeBodyWriter {
 
   /// A validated response HEADERS frame, and whether its status is 1xx.
   fn response_head(&self, headers: Vec<String>, urgency: Option<u32>, incremental: Option<bool>) -> Result<(OutboundFrame, bool)> {
-    if self.role == Role::Client {
-      return Err(js_error(
-        ErrorCode::InvalidArg,
-        "frame: a request's headers are sent with the request; send body or trailers",
-      ));
+    match self.role {
+      Role::Server => {},
+      Role::Client => {
+        return Err(js_error(ErrorCode::InvalidArg, "frame: a request's headers are sent with the request; send body or trailers"))
+      },
+      Role::Raw => return Err(js_error(ErrorCode::InvalidArg, "frame: a raw QUIC stream carries bytes only")),
     }
     let priority = urgency.map(|u| h3::Priority::new(u as u8, incremental.unwrap_or(false)));
     let frame = self.header_frame(headers, HeaderBlock::Response, priority)?;
@@ -184,6 +188,9 @@ impl NativeBodyWriter {
   /// Sends trailers, which end the stream.
   #[napi(catch_unwind)]
   pub fn send_trailers<'env>(&self, env: &'env Env, headers: Vec<String>) -> Result<Option<PromiseRaw<'env, bool>>> {
+    if self.role == Role::Raw {
+      return Err(js_error(ErrorCode::InvalidArg, "frame: a raw QUIC stream carries bytes only"));
+    }
     self.check_head_sent()?;
     let frame = self.header_frame(headers, HeaderBlock::Trailers, None)?;
     self.dispatch(env, [frame], true)
@@ -217,6 +224,13 @@ impl NativeBodyWriter {
   pub fn is_closed(&self) -> bool {
     self.sender.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|s| s.is_closed())
   }
+}
+
+/// A raw QUIC stream's writer and reader (whichever its direction has).
+pub fn raw_stream(ends: RawStreamEnds, commands: &Commands) -> (Option<NativeBodyWriter>, Option<NativeBodyReader>) {
+  let RawStreamEnds { stream_id, send, recv, audit } = ends;
+  let writer = send.map(|send| NativeBodyWriter::new(stream_id, Role::Raw, send, commands.clone()));
+  (writer, recv.map(|recv| NativeBodyReader::new(stream_id, recv, audit)))
 }
 
 pub fn stream_closed(stream_id: u64) -> napi::Error<ErrorCode> {
