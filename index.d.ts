@@ -69,6 +69,8 @@ export declare class NativeBodyWriter {
    * accepting frames.
    */
   get isClosed(): boolean
+  /** Raw QUIC: the code of the peer's STOP_SENDING, once one has closed this writer. */
+  get stoppedWith(): number | null
 }
 
 export declare class NativeDatagramFlow {
@@ -135,8 +137,15 @@ export declare class NativeH3Controller {
   /**
    * Raw QUIC: opens a stream, once the peer's stream limit allows (the
    * promise waits for its MAX_STREAMS until then).
+   * The command goes to the driver before this returns, so streams get
+   * their ids in the order JS asked for them.
    */
   openStream(bidi: boolean): Promise<NativeRawStream>
+  /**
+   * Raw QUIC: the app took `count` of the peer's unidirectional streams,
+   * which makes room for the ones the driver left unread.
+   */
+  acceptStreams(count: number): void
   /** Raw QUIC: the connection's datagrams as one flow; once. */
   takeDatagrams(): NativeDatagramFlow | null
   /** Raw QUIC: the negotiated ALPN protocol, once the handshake is done. */
@@ -144,7 +153,7 @@ export declare class NativeH3Controller {
   /**
    * Raw QUIC: `[droppedIn, droppedOut, maxDatagramSize]`: inbound datagrams
    * dropped unread, outbound ones quiche refused, and the largest payload
-   * the peer and path take now (0: none).
+   * the peer and path take now (0: none, or not known before the handshake).
    */
   datagramCounters(): Array<number>
   /** `ip:port` of this end, once the connection has started. */

@@ -19,7 +19,7 @@ export interface RawH3Event {
   isInEarlyData?: boolean
   numBytes?: number
   fin?: boolean
-  /** GOAWAY id, or a `newFlow`'s flow id. */
+  /** GOAWAY id, a `newFlow`'s flow id, or a `stopSending`'s error code. */
   id?: number
   requestId?: number
   /** Where a bodiless request's `H3AuditStats` is in the batch's `audit`. */
@@ -56,6 +56,7 @@ const KINDS = [
   'closed',
   'established',
   'newStream',
+  'stopSending',
 ]
 
 /** Turns a flat batch back into events, in order. */

@@ -1,6 +1,6 @@
 import type { NativeConnectionStats, NativeH3Controller } from './native.js'
 import { type EventBatch, type RawH3Event, decodeBatch } from './batch.js'
-import { TokioQuicheError, awaitNative, callNative, fromNative, invalidArg } from './errors.js'
+import { StreamStoppedError, TokioQuicheError, awaitNative, callNative, fromNative, invalidArg } from './errors.js'
 import { AsyncQueue, type CloseInfo, type EventContext, type StreamRegistry } from './events.js'
 import { InboundFrameStream, type OutboundFrameSender } from './frames.js'
 
@@ -39,7 +39,7 @@ export function checkCode(field: string, code: unknown, what = 'error code'): nu
 export abstract class ConnectionController<E> implements AsyncIterable<E>, AsyncDisposable {
   /** @internal */
   protected readonly native: NativeH3Controller
-  readonly #events = new AsyncQueue<E>()
+  readonly #events = new AsyncQueue<E>((event) => this.taken(event))
   /** Live streams' objects, whose signals abort when the stream or the connection goes. */
   readonly #streams = new Map<number, (OutboundFrameSender | InboundFrameStream)[]>()
   #closeInfo: CloseInfo | undefined
@@ -60,6 +60,9 @@ export abstract class ConnectionController<E> implements AsyncIterable<E>, Async
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve))
     if (ownEvents) native.onEvents((batch) => this.deliver(batch))
   }
+
+  /** Called as the app takes `event` from the event stream. */
+  protected taken(_event: E): void {}
 
   /** Turns one binding event into the public event (see `toEvent`), or consumes it (undefined). */
   protected abstract route(raw: RawH3Event, context: EventContext): E | undefined
@@ -94,6 +97,9 @@ export abstract class ConnectionController<E> implements AsyncIterable<E>, Async
     if (raw.kind === 'resetStream') {
       // RESET_STREAM ends the peer's sending only; this side may still write.
       this.#abortStream(id, { recvs: true }, new TokioQuicheError('ERR_STREAM_RESET', `stream ${id} was reset by the peer`))
+    } else if (raw.kind === 'stopSending') {
+      // STOP_SENDING ends this side's sending only; reading goes on.
+      this.#abortStream(id, { sends: true }, new StreamStoppedError(id, raw.id ?? 0))
     } else if (raw.kind === 'streamClosed' || raw.kind === 'malformedRequest' || this.streamDone(raw)) {
       this.#streams.delete(id)
     } else if (raw.kind === 'closed' && this.#streams.size > 0) {
@@ -186,8 +192,8 @@ export abstract class ConnectionController<E> implements AsyncIterable<E>, Async
     if (this.isClosed) throw new TokioQuicheError('ERR_CLOSED', 'the connection is closed')
   }
 
-  /** Stops one stream: STOP_SENDING (`read`) and/or RESET_STREAM (`write`). */
-  shutdownStream(streamId: number, options: StreamShutdownOptions): void {
+  /** @internal Stops one stream: STOP_SENDING (`read`) and/or RESET_STREAM (`write`); see `H3Controller.shutdownStream`. */
+  protected shutdown(streamId: number, options: StreamShutdownOptions): void {
     const read = options.read === undefined ? undefined : checkCode('options.read', options.read)
     const write = options.write === undefined ? undefined : checkCode('options.write', options.write)
     if (read === undefined && write === undefined) throw invalidArg('options', 'give read, write, or both')
@@ -227,6 +233,11 @@ export abstract class ConnectionController<E> implements AsyncIterable<E>, Async
 /** What `ServerH3Controller` and `ClientH3Controller` share beyond any QUIC connection. */
 export abstract class H3Controller<E> extends ConnectionController<E> {
   protected readonly defaultCloseCode = H3_NO_ERROR
+
+  /** Stops one stream: STOP_SENDING (`read`) and/or RESET_STREAM (`write`). */
+  shutdownStream(streamId: number, options: StreamShutdownOptions): void {
+    this.shutdown(streamId, options)
+  }
 
   /** Sends GOAWAY: the peer should open no new requests; in-flight ones finish. */
   sendGoaway(): void {

@@ -45,6 +45,22 @@ export class StreamResetError extends TokioQuicheError {
 }
 
 /**
+ * The peer sent STOP_SENDING on a stream this side writes (raw QUIC): it
+ * wants no more, so writes fail. A `QuicStream`'s `signal.reason`, and the
+ * writes after it, carry this error; `code` stays `ERR_STREAM_CLOSED`.
+ */
+export class StreamStoppedError extends TokioQuicheError {
+  override name = 'StreamStoppedError'
+  constructor(
+    readonly streamId: number,
+    /** The application error code from STOP_SENDING. */
+    readonly errorCode: number,
+  ) {
+    super('ERR_STREAM_CLOSED', `stream ${streamId} was stopped by the peer (STOP_SENDING with code 0x${errorCode.toString(16)})`)
+  }
+}
+
+/**
  * The server did not process the request (RFC 9114 §4.1.1, §5.2): it was on
  * a stream at or above the id of the server's GOAWAY, was reset with
  * H3_REQUEST_REJECTED (0x10b) after such a GOAWAY, or was never sent

@@ -160,12 +160,20 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   #items: T[] = []
   #waiters: ((r: IteratorResult<T>) => void)[] = []
   #ended = false
+  /** Called as each item is handed to a reader. */
+  readonly #onTake: ((item: T) => void) | undefined
+
+  constructor(onTake?: (item: T) => void) {
+    this.#onTake = onTake
+  }
 
   push(item: T): void {
     if (this.#ended) return
     const waiter = this.#waiters.shift()
-    if (waiter) waiter({ value: item, done: false })
-    else this.#items.push(item)
+    if (waiter) {
+      this.#onTake?.(item)
+      waiter({ value: item, done: false })
+    } else this.#items.push(item)
   }
 
   end(): void {
@@ -174,7 +182,11 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   }
 
   next(): Promise<IteratorResult<T>> {
-    if (this.#items.length > 0) return Promise.resolve({ value: this.#items.shift()!, done: false })
+    if (this.#items.length > 0) {
+      const item = this.#items.shift()!
+      this.#onTake?.(item)
+      return Promise.resolve({ value: item, done: false })
+    }
     if (this.#ended) return Promise.resolve({ value: undefined, done: true })
     return new Promise((resolve) => this.#waiters.push(resolve))
   }

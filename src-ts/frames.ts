@@ -1,5 +1,5 @@
 import native, { type ExternalObject, type NativeBodyReader, type NativeBodyWriter, type NativeH3AuditStats, type NativeH3Controller, type NativeInboundChunk } from './native.js'
-import { StreamResetError, TokioQuicheError, callNative, invalidArg } from './errors.js'
+import { StreamResetError, StreamStoppedError, TokioQuicheError, callNative, invalidArg } from './errors.js'
 
 /**
  * A header as received: name and value as latin1 strings (one character per
@@ -119,6 +119,10 @@ class LazyAbort {
     return this.#controller.signal
   }
 
+  get reason(): Error | undefined {
+    return this.#reason
+  }
+
   onAbort(listener: (reason: Error) => void): void {
     if (this.#reason) listener(this.#reason)
     else (this.#listeners ??= []).push(listener)
@@ -150,6 +154,11 @@ abstract class Abortable {
   /** @internal */
   abort(reason: Error): void {
     this.aborter.abort(reason)
+  }
+
+  /** @internal Why the stream aborted, if it has. */
+  protected get abortReason(): Error | undefined {
+    return this.#abort?.reason
   }
 }
 
@@ -208,7 +217,16 @@ export class OutboundFrameSender extends Abortable implements AsyncDisposable {
   #gone(): TokioQuicheError {
     return this.#finished
       ? new TokioQuicheError('ERR_STREAM_FINISHED', `stream ${this.#streamId}: a frame was sent after the stream's FIN`)
-      : closedError(this.#streamId)
+      : this.#closedError(closedError(this.#streamId))
+  }
+
+  /** A closed stream's error: the peer's STOP_SENDING (raw QUIC), when that is why, else `fallback`. */
+  #closedError<E extends Error>(fallback: E): E | StreamStoppedError {
+    const reason = this.abortReason
+    if (reason instanceof StreamStoppedError) return reason
+    // The write can see the closed channel before the stopSending event arrives.
+    const code = this.#native?.stoppedWith
+    return code == null ? fallback : new StreamStoppedError(this.#streamId, code)
   }
 
   get streamId(): number {
@@ -282,8 +300,10 @@ export class OutboundFrameSender extends Abortable implements AsyncDisposable {
     try {
       return start()
     } catch (err) {
-      if ((err as { code?: string }).code === 'ERR_STREAM_CLOSED') this.abort(err as Error)
-      throw err
+      if ((err as { code?: string }).code !== 'ERR_STREAM_CLOSED') throw err
+      const closed = this.#closedError(err as Error)
+      this.abort(closed)
+      throw closed
     }
   }
 
@@ -298,7 +318,7 @@ export class OutboundFrameSender extends Abortable implements AsyncDisposable {
 
   async #accepted(pending: Promise<boolean>): Promise<void> {
     if (await pending) return
-    const err = closedError(this.streamId)
+    const err = this.#closedError(closedError(this.streamId))
     this.abort(err)
     throw err
   }

@@ -2,9 +2,9 @@
 // (tokio-quiche's `ApplicationOverQuic`, run by the addon's `RawDriver`).
 import native, { type NativeBodyWriter, type NativeH3Controller } from './native.js'
 import type { RawH3Event } from './batch.js'
-import { TokioQuicheError, awaitNative, checkSignal, invalidArg } from './errors.js'
+import { TokioQuicheError, awaitNative, callNative, checkSignal, invalidArg } from './errors.js'
 import { type ConnectOptions, CONNECT_KEYS, finishConnect, nativeConnectOptions } from './client.js'
-import { ConnectionController, checkCode } from './controller.js'
+import { ConnectionController, type StreamShutdownOptions, checkCode } from './controller.js'
 import type { CloseInfo, EventContext } from './events.js'
 import { QuicDatagrams } from './flows.js'
 import { InboundFrameStream, OutboundFrameSender } from './frames.js'
@@ -72,8 +72,10 @@ export class QuicStream implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   /**
-   * Aborts when this side can no longer write: the peer sent STOP_SENDING,
-   * `reset()` ran, or the connection closed. A normal `end()` does not abort it.
+   * Aborts when this side can no longer write: the peer sent STOP_SENDING
+   * (`reason` is then a `StreamStoppedError` with its `errorCode`, and
+   * writes reject with it), `reset()` ran, or the connection closed. A
+   * normal `end()` does not abort it.
    */
   get signal(): AbortSignal {
     return this.#send('signal').signal
@@ -126,17 +128,17 @@ export class QuicStream implements AsyncIterable<Buffer>, AsyncDisposable {
   reset(code: number): void {
     const errorCode = checkCode('code', code)
     this.#send('reset')
-    this.#connection.shutdownStream(this.id, { write: errorCode })
+    this.#connection.shutdownOwn(this.id, { write: errorCode })
     this.#writeEnded = true
     this.#settle()
   }
 
-  /** Stops reading: STOP_SENDING with `code` asks the peer to reset its side. A pending read resolves with an error. */
+  /** Stops reading: STOP_SENDING with `code` asks the peer to reset its side. A pending read rejects (`ERR_STREAM_CLOSED`). */
   stopSending(code: number): void {
     const errorCode = checkCode('code', code)
     this.#recv('stopSending')
     if (this.#readEnded) return
-    this.#connection.shutdownStream(this.id, { read: errorCode })
+    this.#connection.shutdownOwn(this.id, { read: errorCode })
     this.#readEnded = true
     this.#settle()
   }
@@ -169,11 +171,12 @@ export class QuicStream implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** The stream's bytes, chunk by chunk. Leaving the loop early sends STOP_SENDING (code 0). */
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    const reader = this.#recv('read')
+    this.#recv('read')
     try {
-      yield* reader.chunks()
+      for (let chunk = await this.read(); chunk; chunk = await this.read()) yield chunk
     } finally {
-      this.#readDone()
+      // Left early (break, throw, return): the peer need send no more.
+      this.#abandonRead()
     }
   }
 
@@ -191,7 +194,7 @@ export class QuicStream implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** The readable side as a WHATWG `ReadableStream`, pulled as it is read; cancelling it sends STOP_SENDING (code 0). */
   readableStream(): ReadableStream<Uint8Array> {
-    return bodyStream(this.#recv('readableStream'), { onEnd: () => this.#readDone() })
+    return bodyStream(this.#recv('readableStream'), { onEnd: () => this.#readDone(), onCancel: () => this.#abandonRead() })
   }
 
   /** The writable side as a WHATWG `WritableStream`: each write awaits the driver; `close()` sends FIN, `abort()` resets (code 0). */
@@ -212,16 +215,23 @@ export class QuicStream implements AsyncIterable<Buffer>, AsyncDisposable {
     if (this.#readEnded && this.#writeEnded) this.#connection.forget(this.id)
   }
 
+  /** STOP_SENDING (code 0) if reading has not ended; on a closed connection, nothing is left to stop. */
+  #abandonRead(): void {
+    if (this.#readEnded || !this.#reader) return
+    if (this.#connection.isClosed) this.#readDone()
+    else this.stopSending(0)
+  }
+
   /** Resets the writable side (code 0) and stops reading (code 0) if either is still open. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#writeEnded && this.#writer) this.reset(0)
-    if (!this.#readEnded && this.#reader) this.stopSending(0)
+    if (!this.#writeEnded && this.#writer && !this.#connection.isClosed) this.reset(0)
+    this.#abandonRead()
   }
 }
 
 /** Options of `openBidi()` / `openUni()`. */
 export interface OpenStreamOptions {
-  /** Gives up waiting for stream credit: the promise rejects with the reason (a stream opened after that is reset). */
+  /** Gives up waiting for stream credit: the promise rejects with the reason (a stream opened after that is disposed of: reset, and stopped if bidirectional). */
   signal?: AbortSignal
 }
 
@@ -240,6 +250,8 @@ export class RawQuicConnection extends ConnectionController<QuicStream> {
   #resolveEstablished!: () => void
   #rejectEstablished!: (err: Error) => void
   #datagrams: QuicDatagrams | undefined
+  /** Peer unidirectional streams the app took that the driver has not been told of. */
+  #accepted = 0
 
   /** @internal */
   constructor(native: NativeH3Controller, options: { isServer: boolean; ownEvents?: boolean }) {
@@ -280,9 +292,28 @@ export class RawQuicConnection extends ConnectionController<QuicStream> {
     this.#rejectEstablished(new TokioQuicheError('ERR_CLOSED', `the connection closed before its handshake completed${info.reason ? `: ${info.reason}` : ''}`))
   }
 
+  /**
+   * The driver hands JS at most 100 of the peer's unidirectional streams the
+   * app has not taken (more stay unread in quiche, holding the peer's stream
+   * credit); taking one makes room, told once per microtask.
+   */
+  protected override taken(stream: QuicStream): void {
+    if (stream.bidirectional || this.#accepted++ > 0) return
+    queueMicrotask(() => {
+      const count = this.#accepted
+      this.#accepted = 0
+      if (!this.isClosed) callNative(() => this.native.acceptStreams(count))
+    })
+  }
+
   /** @internal */
   forget(streamId: number): void {
     this.forgetStream(streamId)
+  }
+
+  /** @internal A `QuicStream`'s own reset / stopSending. */
+  shutdownOwn(streamId: number, options: StreamShutdownOptions): void {
+    this.shutdown(streamId, options)
   }
 
   /** The ALPN protocol both ends agreed on; `null` before the handshake is done. */
@@ -310,12 +341,12 @@ export class RawQuicConnection extends ConnectionController<QuicStream> {
     checkSignal('options.signal', signal)
     signal?.throwIfAborted()
     this.assertOpen()
-    const opened = awaitNative(this.native.openStream(bidi)).then((s) => this.#stream(s.streamId, s.send, s.recv ? InboundFrameStream.of(s.recv) : null, true))
+    const opened = awaitNative(callNative(() => this.native.openStream(bidi))).then((s) => this.#stream(s.streamId, s.send, s.recv ? InboundFrameStream.of(s.recv) : null, true))
     if (!signal) return opened
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         reject(signal.reason)
-        opened.then((stream) => stream.reset(0), noop)
+        opened.then((stream) => stream[Symbol.asyncDispose](), noop)
       }
       signal.addEventListener('abort', onAbort, { once: true })
       opened.then(

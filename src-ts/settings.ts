@@ -41,10 +41,10 @@ function check(field: string, value: unknown, rule: Rule): void {
   }
 }
 
-/** ALPN protocol names: a non-empty list of 1 to 255 character strings. */
+/** ALPN protocol names: a non-empty list of strings of 1 to 255 bytes (UTF-8), as TLS carries them. */
 export function checkAlpn(value: unknown, field: string): string[] {
-  if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string' || v.length === 0 || v.length > 255)) {
-    throw invalidArg(field, 'expected a non-empty array of non-empty strings (at most 255 characters each)')
+  if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string' || v.length === 0 || Buffer.byteLength(v) > 255)) {
+    throw invalidArg(field, 'expected a non-empty array of non-empty strings (at most 255 bytes each in UTF-8)')
   }
   return value as string[]
 }

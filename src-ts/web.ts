@@ -157,8 +157,11 @@ export function toRequest(event: IncomingHeadersEvent): Request {
  * `signal` aborting errors the stream with its reason; `onEnd` runs once the
  * body has ended, failed or been cancelled.
  */
-export function bodyStream(recv: InboundFrameStream, options: { signal?: AbortSignal; onEnd?: () => void } = {}): ReadableStream<Uint8Array> {
-  const { signal, onEnd } = options
+export function bodyStream(
+  recv: InboundFrameStream,
+  options: { signal?: AbortSignal; onEnd?: () => void; onCancel?: () => void } = {},
+): ReadableStream<Uint8Array> {
+  const { signal, onEnd, onCancel = () => recv.close() } = options
   let onAbort: (() => void) | undefined
   const done = () => {
     if (onAbort) signal?.removeEventListener('abort', onAbort)
@@ -189,7 +192,7 @@ export function bodyStream(recv: InboundFrameStream, options: { signal?: AbortSi
         }
       },
       cancel() {
-        recv.close()
+        onCancel()
         done()
       },
     },

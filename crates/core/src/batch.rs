@@ -52,6 +52,8 @@ pub enum Kind {
   Established,
   /// A stream the peer opened on a raw QUIC connection: `send` and/or `recv`.
   NewStream,
+  /// The peer sent STOP_SENDING (code in `id`) on a raw QUIC stream this side writes.
+  StopSending,
 }
 
 /// Every event variant in one struct; `kind` says which fields are set.
@@ -83,7 +85,7 @@ pub struct NativeH3Event {
   pub settings: Option<Vec<BigInt>>,
   pub num_bytes: Option<f64>,
   pub fin: Option<bool>,
-  /// GOAWAY id.
+  /// GOAWAY id, a `newFlow`'s flow id, or a `stopSending`'s error code.
   pub id: Option<f64>,
   pub request_id: Option<f64>,
   /// Text of a connection error or shutdown reason.
@@ -385,7 +387,7 @@ mod tests {
 
   #[test]
   fn kinds_cross_in_the_order_src_ts_decodes_them() {
-    const ALL: [Kind; 14] = [
+    const ALL: [Kind; 15] = [
       Settings,
       Headers,
       NewFlow,
@@ -400,6 +402,7 @@ mod tests {
       Closed,
       Established,
       NewStream,
+      StopSending,
     ];
     let ts = include_str!("../../../src-ts/batch.ts");
     let list = &ts[ts.find("const KINDS = [").expect("KINDS in src-ts/batch.ts")..];

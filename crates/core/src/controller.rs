@@ -15,10 +15,10 @@ use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand, QuicheConnect
 
 use crate::commands::Commands;
 use crate::crossings;
-use crate::errors::{for_promise, js_error, ErrorCode, Result};
+use crate::errors::{for_promise, js_error, napi_failure, ErrorCode, Result};
 use crate::events::{ConnectionSlot, Deliver, EventCallback, StreamHandles};
 use crate::flow::NativeDatagramFlow;
-use crate::raw_driver::{RawCommand, RawCommands, RawShared};
+use crate::raw_driver::{RawCommand, RawCommands, RawShared, DATAGRAM_SIZE_UNKNOWN};
 use crate::goaway::Goaway;
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::requests::ClientRequests;
@@ -228,16 +228,35 @@ impl NativeH3Controller {
 
   /// Raw QUIC: opens a stream, once the peer's stream limit allows (the
   /// promise waits for its MAX_STREAMS until then).
-  #[napi]
-  pub async fn open_stream(&self, bidi: bool) -> napi::Result<NativeRawStream> {
+  /// The command goes to the driver before this returns, so streams get
+  /// their ids in the order JS asked for them.
+  #[napi(catch_unwind, ts_return_type = "Promise<NativeRawStream>")]
+  pub fn open_stream<'env>(&self, env: &'env Env, bidi: bool) -> Result<PromiseRaw<'env, NativeRawStream>> {
     let closed = || for_promise(js_error(ErrorCode::Closed, "the connection is closed"));
-    let raw = self.raw().map_err(for_promise)?;
     let (reply, opened) = oneshot::channel();
-    raw.commands.send(RawCommand::Open { bidi, reply }).map_err(|_| closed())?;
-    let ends = opened.await.map_err(|_| closed())?;
-    let stream_id = ends.stream_id as i64;
-    let (send, recv) = raw_stream(ends, &self.commands);
-    Ok(NativeRawStream { stream_id, send, recv })
+    let sent = self.raw()?.commands.send(RawCommand::Open { bidi, reply }).is_ok();
+    let commands = self.commands.clone();
+    env
+      .spawn_future(async move {
+        if !sent {
+          return Err(closed());
+        }
+        let ends = opened.await.map_err(|_| closed())?;
+        let ends = ends.map_err(|e| for_promise(js_error(ErrorCode::Internal, format!("quiche refused to open the stream: {e}"))))?;
+        let stream_id = ends.stream_id as i64;
+        let (send, recv) = raw_stream(ends, &commands);
+        Ok(NativeRawStream { stream_id, send, recv })
+      })
+      .map_err(napi_failure)
+  }
+
+  /// Raw QUIC: the app took `count` of the peer's unidirectional streams,
+  /// which makes room for the ones the driver left unread.
+  #[napi(catch_unwind)]
+  pub fn accept_streams(&self, count: u32) -> Result<()> {
+    // A connection that has ended takes no more; nothing to release.
+    let _ = self.raw()?.commands.send(RawCommand::Accepted(count));
+    Ok(())
   }
 
   /// Raw QUIC: the connection's datagrams as one flow; once.
@@ -255,14 +274,17 @@ impl NativeH3Controller {
 
   /// Raw QUIC: `[droppedIn, droppedOut, maxDatagramSize]`: inbound datagrams
   /// dropped unread, outbound ones quiche refused, and the largest payload
-  /// the peer and path take now (0: none).
+  /// the peer and path take now (0: none, or not known before the handshake).
   #[napi(catch_unwind)]
   pub fn datagram_counters(&self) -> Result<Vec<f64>> {
     let shared = &self.raw()?.shared;
     Ok(vec![
       shared.datagrams_dropped_in.load(Ordering::Relaxed) as f64,
       shared.datagrams_dropped_out.load(Ordering::Relaxed) as f64,
-      shared.max_datagram_size.load(Ordering::Relaxed) as f64,
+      match shared.max_datagram_size.load(Ordering::Relaxed) {
+        DATAGRAM_SIZE_UNKNOWN => 0.0,
+        size => size as f64,
+      },
     ])
   }
 

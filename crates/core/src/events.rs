@@ -292,5 +292,8 @@ pub fn raw_event(ev: RawEvent, handles: &StreamHandles) -> NativeH3Event {
       let (send, recv) = raw_stream(ends, &handles.commands);
       NativeH3Event { stream_id: Some(stream_id as i64), send, recv, body: body.map(|(data, _)| data), audit_index, ..event(Kind::NewStream) }
     },
+    RawEvent::StopSending { stream_id, code } => {
+      NativeH3Event { stream_id: Some(stream_id as i64), id: Some(code as f64), ..event(Kind::StopSending) }
+    },
   }
 }

@@ -19,6 +19,7 @@ use tokio_quiche::http3::driver::{InboundFrame, InboundFrameStream, OutboundFram
 use tokio_util::sync::CancellationToken;
 
 use crate::crossings::{self, Settles};
+use crate::raw_driver::DATAGRAM_SIZE_UNKNOWN;
 use crate::errors::{js_error, ErrorCode, Result};
 use crate::offer::{offer, Offer};
 
@@ -93,6 +94,9 @@ impl NativeDatagramFlow {
   pub fn send<'env>(&self, env: &'env Env, data: Uint8ArraySlice<'env>) -> Result<Option<PromiseRaw<'env, bool>>> {
     crossings::into_rust();
     let max = self.limit.as_ref().map_or(MAX_DATAGRAM_PAYLOAD, |l| l.load(Ordering::Relaxed));
+    if max == DATAGRAM_SIZE_UNKNOWN {
+      return Err(js_error(ErrorCode::InvalidArg, "data: no datagram can go before the handshake is done (await connection.established)"));
+    }
     if max == 0 {
       return Err(js_error(ErrorCode::InvalidArg, "data: the peer accepts no datagrams (QuicSettings.enableDgram on both sides)"));
     }

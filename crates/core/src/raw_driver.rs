@@ -35,11 +35,20 @@ const READ_CHUNK: usize = 64 * 1024;
 const DATAGRAM_QUEUE: usize = 2048;
 /// Outbound datagrams taken from JS per wake-up.
 const DATAGRAM_BATCH: usize = 64;
+/// Peer unidirectional streams handed to JS that the app has not taken yet.
+/// Past this, new ones stay unread in quiche: a peer stream that ends at
+/// once gives the peer its credit back when read, so without this a peer
+/// could queue streams (and their bytes) for JS without bound.
+const UNACCEPTED_UNI: usize = 100;
+/// `max_datagram_size` until the handshake is done.
+pub const DATAGRAM_SIZE_UNKNOWN: usize = usize::MAX;
 
 /// What the bridge asks of a raw connection.
 pub enum RawCommand {
   /// Opens a stream once the peer's stream limit allows.
-  Open { bidi: bool, reply: oneshot::Sender<RawStreamEnds> },
+  Open { bidi: bool, reply: oneshot::Sender<Result<RawStreamEnds, quiche::Error>> },
+  /// The app took this many of the peer's unidirectional streams.
+  Accepted(u32),
   Shutdown { stream_id: u64, shutdown: StreamShutdown },
   Quic(QuicCommand),
 }
@@ -73,18 +82,31 @@ pub enum RawEvent {
   Established,
   /// A stream the peer opened.
   NewStream(RawStreamEnds),
+  /// The peer sent STOP_SENDING on a stream this side writes: its writer is closed.
+  StopSending { stream_id: u64, code: u64 },
 }
 
 /// What JS reads of a raw connection without asking the driver.
-#[derive(Default)]
 pub struct RawShared {
   pub alpn: OnceLock<Vec<u8>>,
   /// Inbound datagrams dropped because JS's queue was full.
   pub datagrams_dropped_in: AtomicU64,
   /// Outbound datagrams quiche refused (its send queue was full, or the peer takes none that large).
   pub datagrams_dropped_out: AtomicU64,
-  /// The largest datagram payload the peer and path take now; 0 when the peer takes none.
+  /// The largest datagram payload the peer and path take now; 0 when the
+  /// peer takes none, [`DATAGRAM_SIZE_UNKNOWN`] before the handshake is done.
   pub max_datagram_size: Arc<AtomicUsize>,
+}
+
+impl Default for RawShared {
+  fn default() -> Self {
+    Self {
+      alpn: OnceLock::new(),
+      datagrams_dropped_in: AtomicU64::new(0),
+      datagrams_dropped_out: AtomicU64::new(0),
+      max_datagram_size: Arc::new(AtomicUsize::new(DATAGRAM_SIZE_UNKNOWN)),
+    }
+  }
 }
 
 /// The bridge's ends of a [`RawDriver`].
@@ -122,12 +144,18 @@ pub struct RawDriver {
   write_idle: HashSet<u64>,
   write_ready: HashSet<u64>,
   /// Waiting opens, bidirectional then unidirectional.
-  opens: [VecDeque<oneshot::Sender<RawStreamEnds>>; 2],
+  opens: [VecDeque<oneshot::Sender<Result<RawStreamEnds, quiche::Error>>>; 2],
   next_local: [u64; 2],
   /// The next new stream id the peer may open, per kind, and the lower
   /// ones it skipped (opened implicitly, not seen yet).
   next_remote: [u64; 2],
   skipped_remote: HashSet<u64>,
+  /// Peer unidirectional streams JS has but the app has not taken
+  /// (`UNACCEPTED_UNI`), and the new ones left unread meanwhile.
+  unaccepted_uni: usize,
+  parked_uni: VecDeque<u64>,
+  /// quiche's count of STOP_SENDING frames received, when last looked at.
+  stops_seen: u64,
   datagrams_out: mpsc::Receiver<OutboundFrame>,
   datagram_queue: VecDeque<DgramBuffer>,
   datagrams_in: mpsc::Sender<InboundFrame>,
@@ -163,6 +191,9 @@ impl RawDriver {
       next_local: [local, local | 2],
       next_remote: [remote, remote | 2],
       skipped_remote: HashSet::new(),
+      unaccepted_uni: 0,
+      parked_uni: VecDeque::new(),
+      stops_seen: 0,
       datagrams_out,
       datagram_queue: VecDeque::new(),
       datagrams_in,
@@ -218,6 +249,58 @@ impl RawDriver {
     self.skipped_remote.remove(&stream_id)
   }
 
+  /// Hands a stream the peer opened to JS.
+  fn accept_remote(&mut self, stream_id: u64) {
+    if kind(stream_id) == 1 {
+      self.unaccepted_uni += 1;
+    }
+    let ends = self.new_stream(stream_id);
+    let _ = self.events.send(RawEvent::NewStream(ends));
+  }
+
+  /// Hands over the parked peer streams the app now has room for.
+  fn unpark(&mut self, qconn: &mut QuicheConnection) {
+    while self.unaccepted_uni < UNACCEPTED_UNI {
+      let Some(stream_id) = self.parked_uni.pop_front() else { break };
+      self.accept_remote(stream_id);
+      self.read_stream(qconn, stream_id);
+    }
+  }
+
+  /// The writer of `stream_id` can write no more: the peer sent STOP_SENDING.
+  fn writer_stopped(&mut self, stream_id: u64, code: u64) {
+    let Some(stream) = self.streams.get_mut(&stream_id) else { return };
+    stream.audit.set_recvd_stop_sending_error_code(code as i64);
+    // Dropping the receiver tells the JS writer the stream is closed; the event says why.
+    stream.from_js = None;
+    stream.pending = None;
+    self.write_idle.remove(&stream_id);
+    let _ = self.events.send(RawEvent::StopSending { stream_id, code });
+  }
+
+  /// quiche reports a stopped stream through `stream_writable_next` only if
+  /// it was not writable already, so an idle writer's STOP_SENDING would go
+  /// unnoticed: when quiche counted a new one, look at the idle writers.
+  fn find_stopped_writers(&mut self, qconn: &mut QuicheConnection) {
+    let stops = qconn.stats().stopped_stream_count_remote;
+    if stops == self.stops_seen {
+      return;
+    }
+    self.stops_seen = stops;
+    let stopped: Vec<(u64, u64)> = self
+      .write_idle
+      .iter()
+      .filter_map(|&id| match qconn.stream_capacity(id) {
+        Err(quiche::Error::StreamStopped(code)) => Some((id, code)),
+        _ => None,
+      })
+      .collect();
+    for (stream_id, code) in stopped {
+      self.writer_stopped(stream_id, code);
+      self.forget_if_done(stream_id);
+    }
+  }
+
   /// Forgets a stream once both directions are over.
   fn forget_if_done(&mut self, stream_id: u64) {
     if self.streams.get(&stream_id).is_some_and(|s| s.to_js.is_none() && s.from_js.is_none()) {
@@ -241,6 +324,7 @@ impl RawDriver {
       }
       ready = true;
     }
+    // Taken only as quiche queues them: a full queue holds JS's sends back.
     while self.datagram_queue.len() < DATAGRAM_BATCH {
       match self.datagrams_out.poll_recv(cx) {
         Poll::Ready(Some(OutboundFrame::Datagram(dgram, _))) => self.datagram_queue.push_back(dgram),
@@ -283,6 +367,7 @@ impl RawDriver {
     while let Some(cmd) = self.received.pop_front() {
       match cmd {
         RawCommand::Open { bidi, reply } => self.opens[usize::from(!bidi)].push_back(reply),
+        RawCommand::Accepted(n) => self.unaccepted_uni = self.unaccepted_uni.saturating_sub(n as usize),
         RawCommand::Shutdown { stream_id, shutdown } => self.shutdown(qconn, stream_id, shutdown),
         RawCommand::Quic(cmd) => cmd.execute(qconn),
       }
@@ -331,18 +416,20 @@ impl RawDriver {
         self.next_local[index] += 4;
         // quiche opens a stream on its first send; an empty one takes the
         // peer's credit now, without putting a frame on the wire.
-        if qconn.stream_send(stream_id, &[], false).is_err() {
+        if let Err(e) = qconn.stream_send(stream_id, &[], false) {
+          let _ = reply.send(Err(e));
           continue;
         }
         let ends = self.new_stream(stream_id);
-        let _ = reply.send(ends);
+        let _ = reply.send(Ok(ends));
       }
     }
   }
 
   fn send_datagrams(&mut self, qconn: &mut QuicheConnection) {
     self.shared.max_datagram_size.store(qconn.dgram_max_writable_len().unwrap_or(0), Ordering::Relaxed);
-    while let Some(dgram) = self.datagram_queue.pop_front() {
+    while !qconn.is_dgram_send_queue_full() {
+      let Some(dgram) = self.datagram_queue.pop_front() else { break };
       if qconn.dgram_send(dgram.as_slice()).is_err() {
         self.shared.datagrams_dropped_out.fetch_add(1, Ordering::Relaxed);
       }
@@ -403,10 +490,11 @@ impl RawDriver {
           let _ = qconn.stream_writable(stream_id, 1);
           break;
         },
-        Err(e) => {
-          if let quiche::Error::StreamStopped(code) = e {
-            stream.audit.set_recvd_stop_sending_error_code(code as i64);
-          }
+        Err(quiche::Error::StreamStopped(code)) => {
+          self.writer_stopped(stream_id, code);
+          break;
+        },
+        Err(_) => {
           // Dropping the receiver tells the JS writer the stream is closed.
           stream.from_js = None;
           break;
@@ -493,7 +581,10 @@ impl ApplicationOverQuic for RawDriver {
   }
 
   async fn wait_for_data(&mut self, qconn: &mut QuicheConnection) -> QuicResult<()> {
-    poll_fn(|cx| self.poll_ready(cx)).await;
+    // Datagrams held back by a full quiche queue go as soon as it has room.
+    if self.datagram_queue.is_empty() || qconn.is_dgram_send_queue_full() {
+      poll_fn(|cx| self.poll_ready(cx)).await;
+    }
     self.run_commands(qconn);
     Ok(())
   }
@@ -501,17 +592,24 @@ impl ApplicationOverQuic for RawDriver {
   fn process_reads(&mut self, qconn: &mut QuicheConnection) -> QuicResult<()> {
     while let Some(stream_id) = qconn.stream_readable_next() {
       if self.is_new_remote(stream_id) {
-        let ends = self.new_stream(stream_id);
-        let _ = self.events.send(RawEvent::NewStream(ends));
+        if kind(stream_id) == 1 && self.unaccepted_uni >= UNACCEPTED_UNI {
+          // Left unread (so uncredited) until the app takes some: `unpark`.
+          self.parked_uni.push_back(stream_id);
+          continue;
+        }
+        self.accept_remote(stream_id);
       }
+      // A parked stream is not in `streams` yet: this leaves it unread.
       self.read_stream(qconn, stream_id);
     }
     self.receive_datagrams(qconn);
+    self.find_stopped_writers(qconn);
     Ok(())
   }
 
   fn process_writes(&mut self, qconn: &mut QuicheConnection) -> QuicResult<()> {
     self.run_commands(qconn);
+    self.unpark(qconn);
     self.open_streams(qconn);
     self.send_datagrams(qconn);
     while let Some(stream_id) = qconn.stream_writable_next() {
@@ -531,8 +629,8 @@ impl ApplicationOverQuic for RawDriver {
 
 impl Drop for RawDriver {
   fn drop(&mut self) {
-    // Streams still open end with the connection: readers hear "closed", not FIN.
-    for stream in self.streams.values() {
+    // Streams still being read end with the connection: readers hear "closed", not FIN.
+    for stream in self.streams.values().filter(|s| s.to_js.is_some()) {
       stream.audit.set_recvd_stream_fin(StreamClosureKind::Implicit);
     }
   }

@@ -29,7 +29,7 @@ use crate::errors::{js_error, ErrorCode, Result};
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::offer::{offer, Offer};
 use crate::raw_driver::RawStreamEnds;
-use crate::stats::{audit_stats, NativeH3AuditStats};
+use crate::stats::{audit_stats, error_code, NativeH3AuditStats};
 
 /// Which side of the exchange a writer belongs to; it decides which header
 /// blocks may still be sent.
@@ -55,6 +55,8 @@ pub struct NativeBodyWriter {
   head_sent: AtomicBool,
   /// The connection's commands, for `close()`.
   commands: Commands,
+  /// A raw QUIC stream's stats, where the driver notes the peer's STOP_SENDING.
+  audit: Option<Arc<H3AuditStats>>,
 }
 
 impl NativeBodyWriter {
@@ -66,6 +68,7 @@ impl NativeBodyWriter {
       finished: AtomicBool::new(false),
       head_sent: AtomicBool::new(role != Role::Server),
       commands,
+      audit: None,
     }
   }
 
@@ -224,12 +227,18 @@ impl NativeBodyWriter {
   pub fn is_closed(&self) -> bool {
     self.sender.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|s| s.is_closed())
   }
+
+  /// Raw QUIC: the code of the peer's STOP_SENDING, once one has closed this writer.
+  #[napi(getter)]
+  pub fn stopped_with(&self) -> Option<i64> {
+    error_code(self.audit.as_ref()?.recvd_stop_sending_error_code())
+  }
 }
 
 /// A raw QUIC stream's writer and reader (whichever its direction has).
 pub fn raw_stream(ends: RawStreamEnds, commands: &Commands) -> (Option<NativeBodyWriter>, Option<NativeBodyReader>) {
   let RawStreamEnds { stream_id, send, recv, audit } = ends;
-  let writer = send.map(|send| NativeBodyWriter::new(stream_id, Role::Raw, send, commands.clone()));
+  let writer = send.map(|send| NativeBodyWriter { audit: Some(audit.clone()), ..NativeBodyWriter::new(stream_id, Role::Raw, send, commands.clone()) });
   (writer, recv.map(|recv| NativeBodyReader::new(stream_id, recv, audit)))
 }
 
