@@ -5,12 +5,13 @@ import dgram from 'node:dgram'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type ClientH3Controller, connect } from 'tokio-quiche'
-import { type AllowedTarget, flowsOf, openUdpTunnel, startMasqueProxy } from '../examples/masque-proxy.js'
+import { type AllowedTarget, flowsOf, openUdpTunnel, readVarint, startMasqueProxy, varint } from '../examples/masque-proxy.js'
 import { testIdentity } from './helpers.js'
 
 /** A UDP server on 127.0.0.1 answering each datagram with `answer(it)`; counts what it received. */
 async function udpServer(answer: (msg: Buffer) => Buffer) {
-  const socket = dgram.createSocket('udp4')
+  // A roomy receive buffer: the target shares the test's JS thread with the proxy and client, so bursts wait for it.
+  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 })
   const received: Buffer[] = []
   socket.on('message', (msg, rinfo) => {
     received.push(msg)
@@ -87,7 +88,7 @@ test('1,000 datagrams through the proxy to a UDP echo server: what arrives is co
   }
   for (let i = 0; i < 100 && echoes.size < 1000; i++) await sleep(20)
   // Datagrams are unreliable even on loopback; each hop may only lose some.
-  t.true(target.received.length >= 950, `the target got ${target.received.length}`)
+  t.true(target.received.length >= 950, `the target got ${target.received.length}; the proxy forwarded ${stats.toTarget}`)
   t.true(target.received.length <= 1000)
   t.true(echoes.size >= 0.95 * target.received.length, `${echoes.size} echoes of ${target.received.length}`)
   for (const echo of echoes) t.regex(echo, /^datagram \d+$/)
@@ -105,6 +106,35 @@ test('a DATAGRAM capsule on the request stream reaches the target too', async (t
   t.is(reply?.toString(), 're:by capsule')
   t.is(target.received[0]?.toString(), 'by capsule')
   await tunnel.close()
+})
+
+test('capsule sizes: a 20,000-byte capsule (4-byte length) reaches the target; one over 64 KiB cancels only its tunnel', async (t) => {
+  const { client, flows, target, stats } = await proxyAndClient(t, (port) => [{ address: '127.0.0.1', port }], () => Buffer.from('ok'))
+  const big = await openUdpTunnel(client, flows, '127.0.0.1', target.port)
+  const payload = Buffer.alloc(20_000, 7)
+  await big.sendCapsule(payload)
+  t.is((await nextReply(big))?.toString(), 'ok')
+  t.deepEqual(target.received[0], payload)
+  await big.close()
+  const huge = await openUdpTunnel(client, flows, '127.0.0.1', target.port)
+  await huge.sendCapsule(Buffer.alloc(70_000))
+  for (let waited = 0; stats.failed === 0 && waited < 3000; waited += 20) await sleep(20)
+  t.is(stats.failed, 1)
+  t.is(target.received.length, 1, 'nothing of the oversized capsule went out')
+  const after = await openUdpTunnel(client, flows, '127.0.0.1', target.port)
+  await after.send(Buffer.from('again'))
+  t.is((await nextReply(after))?.toString(), 'ok')
+  await after.close()
+})
+
+test('QUIC varints round-trip at every length boundary (RFC 9000 §16)', (t) => {
+  for (const [value, length] of [[0, 1], [63, 1], [64, 2], [16_383, 2], [16_384, 4], [2 ** 30 - 1, 4]] as const) {
+    const bytes = varint(value)
+    t.is(bytes.length, length, `varint(${value})`)
+    t.deepEqual(readVarint(bytes, 0), [value, length])
+  }
+  t.throws(() => varint(2 ** 30), { instanceOf: RangeError })
+  t.throws(() => varint(-1), { instanceOf: RangeError })
 })
 
 test('the proxy refuses targets off its allow-list (403), malformed templates (400) and other methods (501)', async (t) => {

@@ -30,7 +30,12 @@ async function requestPath(stream: QuicStream): Promise<string | null> {
     if (line.length > MAX_REQUEST) return null
   }
   const match = /^GET (\/\S*)\r?\n?$/.exec(line)
-  return match ? decodeURIComponent(match[1]!) : null
+  try {
+    return match ? decodeURIComponent(match[1]!) : null
+  } catch {
+    // Not valid percent-encoding (URIError).
+    return null
+  }
 }
 
 /** The file under `root` that `urlPath` names, or null (missing, a directory, or outside root through `..` or a link). */
@@ -71,9 +76,10 @@ export async function serveHq(connection: RawQuicConnection, root: string): Prom
       const file = urlPath && (await resolveFile(realRoot, urlPath))
       if (!file) return stream.reset(HQ_NOT_FOUND)
       await sendAll(stream, createReadStream(file, { highWaterMark: 256 * 1024 }))
-    })().catch(() => {
-      // The peer went away mid-response: nothing to answer.
-    })
+    })().catch(() =>
+      // A read failed, or the peer went away mid-response: reset what is left so nothing waits on it.
+      stream[Symbol.asyncDispose]().catch(() => {}),
+    )
   }
 }
 

@@ -34,6 +34,8 @@ const UDP_CONTEXT = Buffer.from([0])
 const DATAGRAM_CAPSULE = 0x00
 /** Replies from a target waiting for the flow; beyond this they are dropped, as UDP may. */
 const MAX_IN_FLIGHT = 256
+/** The longest capsule value taken (a DATAGRAM capsule holds one UDP payload); a longer one cancels the tunnel. */
+const MAX_CAPSULE = 65_536
 
 /** A target the proxy may reach: an IP address and a port (`'*'`: any). */
 export interface AllowedTarget {
@@ -56,10 +58,12 @@ export interface ProxyStats {
   toTarget: number
   fromTarget: number
   dropped: number
+  /** Tunnels cancelled on an error (e.g. a capsule over the limit). */
+  failed: number
 }
 
 /** A QUIC varint at `at` (RFC 9000 §16): [value, next offset], or null if `buf` ends first. */
-function readVarint(buf: Buffer, at: number): [number, number] | null {
+export function readVarint(buf: Buffer, at: number): [number, number] | null {
   if (at >= buf.length) return null
   const length = 1 << (buf[at]! >> 6)
   if (at + length > buf.length) return null
@@ -68,11 +72,48 @@ function readVarint(buf: Buffer, at: number): [number, number] | null {
   return [value, at + length]
 }
 
+/**
+ * The capsules of a request stream (RFC 9297 §3.2) as [type, value]. Chunks
+ * are joined only once a whole capsule is there, so one dripped in byte by
+ * byte costs one copy, not one per byte.
+ */
+async function* capsulesOf(chunks: AsyncIterable<Buffer>): AsyncGenerator<[type: number, value: Buffer]> {
+  let parts: Buffer[] = []
+  let queued = 0
+  // Bytes the next capsule needs before it is worth parsing.
+  let needed = 1
+  for await (const chunk of chunks) {
+    parts.push(chunk)
+    queued += chunk.length
+    while (queued >= needed) {
+      let pending = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+      parts = [pending]
+      const type = readVarint(pending, 0)
+      const length = type && readVarint(pending, type[1])
+      if (!length) {
+        needed = queued + 1
+        break
+      }
+      if (length[0] > MAX_CAPSULE) throw new Error(`a capsule of ${length[0]} bytes is over the ${MAX_CAPSULE}-byte limit`)
+      const end = length[1] + length[0]
+      if (end > queued) {
+        needed = end
+        break
+      }
+      yield [type[0], pending.subarray(length[1], end)]
+      pending = pending.subarray(end)
+      parts = pending.length ? [pending] : []
+      queued = pending.length
+      needed = 1
+    }
+  }
+}
+
 /** Starts the proxy; it answers CONNECT-UDP requests until the listener closes. */
 export async function startMasqueProxy(options: MasqueProxyOptions): Promise<{ listener: QuicListener; stats: ProxyStats }> {
   const params = ConnectionParams.newServer({ tls: { cert: options.cert, privateKey: options.key }, settings: { enableDgram: true } })
   const [listener] = await listen([`127.0.0.1:${options.port ?? 0}`], params)
-  const stats: ProxyStats = { tunnels: 0, refused: 0, toTarget: 0, fromTarget: 0, dropped: 0 }
+  const stats: ProxyStats = { tunnels: 0, refused: 0, toTarget: 0, fromTarget: 0, dropped: 0, failed: 0 }
   void (async () => {
     for await (const controller of listener!.startH3({ enableExtendedConnect: true })) void serveConnection(controller, options.allow, stats)
   })()
@@ -87,7 +128,10 @@ async function serveConnection(controller: ServerH3Controller, allow: readonly A
     else if (event.type === 'headers') {
       const flow = flows.get(event.streamId / 4)
       flows.delete(event.streamId / 4)
-      void tunnel(event, flow, allow, stats).catch(() => event.send.close())
+      void tunnel(event, flow, allow, stats).catch(() => {
+        stats.failed++
+        event.send.close()
+      })
     }
   }
 }
@@ -109,8 +153,13 @@ async function tunnel(event: IncomingHeadersEvent, flow: DatagramFlow | undefine
   const match = TEMPLATE.exec(header(event, ':path') ?? '')
   const port = Number(match?.[2])
   if (!match || !flow || port < 1 || port > 65535) return refuse(event, 400, 'expected /.well-known/masque/udp/{host}/{port}/', stats)
-  const host = decodeURIComponent(match[1]!)
+  let host: string
   let address: string
+  try {
+    host = decodeURIComponent(match[1]!)
+  } catch {
+    return refuse(event, 400, 'the host is not valid percent-encoding', stats)
+  }
   try {
     address = isIP(host) ? host : (await lookup(host)).address
   } catch {
@@ -119,7 +168,8 @@ async function tunnel(event: IncomingHeadersEvent, flow: DatagramFlow | undefine
   if (!allow.some((a) => a.address === address && (a.port === '*' || a.port === port))) {
     return refuse(event, 403, `${address}:${port} is not allowed`, stats)
   }
-  const socket = dgram.createSocket(isIP(address) === 6 ? 'udp6' : 'udp4')
+  // Replies can come in bursts while the JS thread is busy; a small default buffer would drop them.
+  const socket = dgram.createSocket({ type: isIP(address) === 6 ? 'udp6' : 'udp4', recvBufferSize: 1024 * 1024 })
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject)
     socket.connect(port, address, () => resolve())
@@ -151,18 +201,8 @@ async function tunnel(event: IncomingHeadersEvent, flow: DatagramFlow | undefine
     for await (const datagram of flow) toTarget(datagram)
   })()
   try {
-    // The request stream carries capsules; its end ends the tunnel.
-    let pending: Buffer = Buffer.alloc(0)
-    for await (const chunk of event.recv.chunks()) {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk
-      for (;;) {
-        const type = readVarint(pending, 0)
-        const length = type && readVarint(pending, type[1])
-        if (!length || length[1] + length[0] > pending.length) break
-        if (type[0] === DATAGRAM_CAPSULE) toTarget(pending.subarray(length[1], length[1] + length[0]))
-        pending = pending.subarray(length[1] + length[0])
-      }
-    }
+    // The request stream carries capsules; its end ends the tunnel. Other capsule types are skipped (RFC 9297 §3.2).
+    for await (const [type, value] of capsulesOf(event.recv.chunks())) if (type === DATAGRAM_CAPSULE) toTarget(value)
     await event.send.end()
   } finally {
     socket.close()
@@ -182,11 +222,13 @@ export interface UdpTunnel extends AsyncIterable<Buffer> {
 }
 
 /** A QUIC varint (RFC 9000 §16) for values below 2^30. */
-function varint(value: number): Buffer {
+export function varint(value: number): Buffer {
+  if (!Number.isInteger(value) || value < 0 || value >= 2 ** 30) throw new RangeError(`varint: ${value} is not an integer from 0 to 2^30 - 1`)
   if (value < 0x40) return Buffer.from([value])
   if (value < 0x4000) return Buffer.from([0x40 | (value >> 8), value & 0xff])
   const out = Buffer.alloc(4)
-  out.writeUInt32BE((0x80 << 24) | value)
+  // 0b10 prefix: 0x80000000 + value stays a positive number (a `|` would make it a negative int32).
+  out.writeUInt32BE(0x80000000 + value)
   return out
 }
 
