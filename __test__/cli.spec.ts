@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startServer } from './helpers.js'
@@ -62,6 +62,12 @@ async function fixture() {
   await writeFile(join(dir, 'index.html'), '<h1>home</h1>\n')
   await writeFile(join(dir, 'style.css'), 'body{}\n')
   await writeFile(join(dir, 'data.json'), '{"a":1}\n')
+  // Links: one that stays inside, and a file and a directory outside the served root.
+  const outside = await mkdtemp(join(tmpdir(), 'tq-cli-outside-'))
+  await writeFile(join(outside, 'secret.txt'), 'do not serve\n')
+  await symlink(join(dir, 'style.css'), join(dir, 'linked.css'))
+  await symlink(join(outside, 'secret.txt'), join(dir, 'secret.txt'))
+  await symlink(outside, join(dir, 'elsewhere'))
   site = { dir, big }
   return site
 }
@@ -109,6 +115,13 @@ test('get -i shows status and headers; content types, ranges, 404, 416 and no wa
   const escape = await get('/%2e%2e/%2e%2e/%2e%2e/etc/passwd')
   t.regex(escape.stdout.toString(), /^HTTP\/3 (403|404)/)
   t.notRegex(escape.stdout.toString(), /root:/)
+  // Symbolic links: followed while they stay inside the directory, refused (403) when they lead out.
+  t.regex((await get('/linked.css')).stdout.toString(), /^HTTP\/3 200[^]*body\{\}\n$/)
+  for (const path of ['/secret.txt', '/elsewhere/secret.txt']) {
+    const out = (await get(path)).stdout.toString()
+    t.regex(out, /^HTTP\/3 403/, path)
+    t.notRegex(out, /do not serve/, path)
+  }
   const failed = await get('/missing.txt', '--fail')
   t.is(failed.code, 22)
 })

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { realpath, stat } from 'node:fs/promises'
 import { extname, join, resolve, sep } from 'node:path'
 import { Readable } from 'node:stream'
 import type { FetchHandler } from '../serve.js'
@@ -64,10 +64,13 @@ const text = (status: number, body: string) => new Response(body, { status, head
 
 /**
  * A fetch handler serving the files under `root`: GET and HEAD, `index.html`
- * for directories, single byte ranges, and nothing outside `root`.
+ * for directories, single byte ranges, and nothing outside `root`: not
+ * through `..`, and not through a symbolic link that points out of it.
  */
 export function staticFiles(root: string): FetchHandler {
   const base = resolve(root)
+  // Where root really is, once: links inside are judged against it.
+  let realBase: Promise<string> | undefined
   return async (request) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       return new Response('method not allowed\n', { status: 405, headers: { allow: 'GET, HEAD' } })
@@ -86,6 +89,11 @@ export function staticFiles(root: string): FetchHandler {
       info = await stat(path).catch(() => undefined)
     }
     if (!info?.isFile()) return text(404, 'not found\n')
+    // A link (of the file or a directory on the way) may lead out of root.
+    const real = await realpath(path).catch(() => undefined)
+    const realRoot = await (realBase ??= realpath(base).catch(() => base))
+    if (!real || (real !== realRoot && !real.startsWith(realRoot + sep))) return text(403, 'forbidden\n')
+    path = real
 
     const headers: Record<string, string> = {
       'content-type': contentType(path),
