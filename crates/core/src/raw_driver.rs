@@ -281,7 +281,11 @@ impl RawDriver {
   /// quiche reports a stopped stream through `stream_writable_next` only if
   /// it was not writable already, so an idle writer's STOP_SENDING would go
   /// unnoticed: when quiche counted a new one, look at the idle writers.
+  /// (`stats()` sums the streams' buffered bytes, so only with idle writers.)
   fn find_stopped_writers(&mut self, qconn: &mut QuicheConnection) {
+    if self.write_idle.is_empty() {
+      return;
+    }
     let stops = qconn.stats().stopped_stream_count_remote;
     if stops == self.stops_seen {
       return;
