@@ -118,6 +118,12 @@ export declare class NativeH3Controller {
    */
   respond(streamId: number, headers: Array<string>, body?: Uint8Array | undefined | null, urgency?: number | undefined | null, incremental?: boolean | undefined | null): Promise<boolean> | null
   /**
+   * Raw QUIC: ends a peer's stream whose writer JS has not claimed with
+   * `data` and FIN (`NativeBodyWriter.sendBody`). A refused end leaves the
+   * writer in place, so JS can claim it and learn why (`stoppedWith`).
+   */
+  endStream(streamId: number, data: Uint8Array): Promise<boolean> | null
+  /**
    * Hands JS the writer of a stream, to stream a body or send frames one by
    * one; `null` once the stream can no longer be written.
    */

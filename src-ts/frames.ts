@@ -225,7 +225,7 @@ export class OutboundFrameSender extends Abortable implements AsyncDisposable {
     const reason = this.abortReason
     if (reason instanceof StreamStoppedError) return reason
     // The write can see the closed channel before the stopSending event arrives.
-    const code = this.#native?.stoppedWith
+    const code = this.#writer()?.stoppedWith
     return code == null ? fallback : new StreamStoppedError(this.#streamId, code)
   }
 
@@ -358,6 +358,14 @@ export class OutboundFrameSender extends Abortable implements AsyncDisposable {
 
   /** Validates and hands `frame` to the binding; a promise when the channel is full. */
   #start(frame: OutboundFrame): Promise<boolean> | null {
+    const owner = this.#owner
+    if (owner && frame?.type === 'body' && frame.fin === true && frame.data instanceof Uint8Array) {
+      // The last bytes of a stream whose writer was never claimed (raw QUIC) go through its owner.
+      const pending = callNative(() => owner.endStream(this.#streamId, frame.data))
+      this.#owner = null
+      this.#finished = true
+      return pending
+    }
     const native = this.#writer()
     if (!native) throw this.#gone()
     return callNative(() => {

@@ -1,6 +1,6 @@
 // Raw QUIC: a protocol of the user's own on QUIC streams and datagrams
 // (tokio-quiche's `ApplicationOverQuic`, run by the addon's `RawDriver`).
-import native, { type NativeBodyWriter, type NativeH3Controller } from './native.js'
+import native, { type NativeH3Controller } from './native.js'
 import type { RawH3Event } from './batch.js'
 import { TokioQuicheError, awaitNative, callNative, checkSignal, invalidArg } from './errors.js'
 import { type ConnectOptions, CONNECT_KEYS, finishConnect, nativeConnectOptions } from './client.js'
@@ -170,13 +170,19 @@ export class QuicStream implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   /** The stream's bytes, chunk by chunk. Leaving the loop early sends STOP_SENDING (code 0). */
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
     this.#recv('read')
-    try {
-      for (let chunk = await this.read(); chunk; chunk = await this.read()) yield chunk
-    } finally {
-      // Left early (break, throw, return): the peer need send no more.
-      this.#abandonRead()
+    // A plain iterator rather than an async generator: fewer promises per chunk.
+    return {
+      next: async (): Promise<IteratorResult<Buffer>> => {
+        const value = await this.read()
+        return value === null ? { value: undefined, done: true } : { value, done: false }
+      },
+      return: async (): Promise<IteratorResult<Buffer>> => {
+        // Left early (break, throw, return): the peer need send no more.
+        this.#abandonRead()
+        return { value: undefined, done: true }
+      },
     }
   }
 
@@ -278,12 +284,14 @@ export class RawQuicConnection extends ConnectionController<QuicStream> {
       : raw.body
         ? InboundFrameStream.received(id, raw.body, context.audit, raw.auditIndex ?? -1)
         : null
-    return this.#stream(id, raw.send, reader, raw.recv !== undefined)
+    // A peer's bidirectional stream: its writer waits in the binding until used (`end(data)` never claims it).
+    const writer = (id & 2) === 0 ? OutboundFrameSender.held(this.native, id) : null
+    return this.#stream(id, writer, reader, raw.recv !== undefined)
   }
 
   /** `liveReader`: the reader still reads from Rust (so the connection's end must abort it); not when it came whole. */
-  #stream(id: number, send: NativeBodyWriter | undefined, reader: InboundFrameStream | null, liveReader: boolean): QuicStream {
-    const stream = new QuicStream(this, id, send ? OutboundFrameSender.of(send) : null, reader)
+  #stream(id: number, writer: OutboundFrameSender | null, reader: InboundFrameStream | null, liveReader: boolean): QuicStream {
+    const stream = new QuicStream(this, id, writer, reader)
     this.trackStream(id, stream.writer, liveReader ? stream.reader : undefined)
     return stream
   }
@@ -341,7 +349,9 @@ export class RawQuicConnection extends ConnectionController<QuicStream> {
     checkSignal('options.signal', signal)
     signal?.throwIfAborted()
     this.assertOpen()
-    const opened = awaitNative(callNative(() => this.native.openStream(bidi))).then((s) => this.#stream(s.streamId, s.send, s.recv ? InboundFrameStream.of(s.recv) : null, true))
+    const opened = awaitNative(callNative(() => this.native.openStream(bidi))).then((s) =>
+      this.#stream(s.streamId, s.send ? OutboundFrameSender.of(s.send) : null, s.recv ? InboundFrameStream.of(s.recv) : null, true),
+    )
     if (!signal) return opened
     return new Promise((resolve, reject) => {
       const onAbort = () => {

@@ -145,7 +145,13 @@ impl NativeH3Controller {
       (None, Some(w)) => StreamShutdown::Write { error_code: w as u64 },
       (None, None) => return Err(js_error(ErrorCode::InvalidArg, "shutdown: give a read code, a write code, or both")),
     };
-    self.command(H3Command::ShutdownStream { stream_id: stream_id as u64, shutdown })
+    self.command(H3Command::ShutdownStream { stream_id: stream_id as u64, shutdown })?;
+    if write_code.is_some() && self.raw.is_some() {
+      // Nothing may be written after a reset: an unclaimed raw writer is done
+      // (after the command, so its code, not the drop's reset, goes out).
+      self.writers.forget(stream_id as u64);
+    }
+    Ok(())
   }
 
   /// Client only: queues a request. With `with_body`, its body writer arrives
@@ -182,6 +188,20 @@ impl NativeH3Controller {
     let writer = self.writers.take(stream_id).ok_or_else(|| stream_closed(stream_id))?;
     let sent = writer.send_response(env, headers, body, urgency, incremental);
     if sent.is_err() && !writer.is_closed() {
+      self.writers.put(writer);
+    }
+    sent
+  }
+
+  /// Raw QUIC: ends a peer's stream whose writer JS has not claimed with
+  /// `data` and FIN (`NativeBodyWriter.sendBody`). A refused end leaves the
+  /// writer in place, so JS can claim it and learn why (`stoppedWith`).
+  #[napi(catch_unwind)]
+  pub fn end_stream<'env>(&self, env: &'env Env, stream_id: f64, data: Uint8ArraySlice<'env>) -> Result<Option<PromiseRaw<'env, bool>>> {
+    let stream_id = stream_id as u64;
+    let writer = self.writers.take(stream_id).ok_or_else(|| stream_closed(stream_id))?;
+    let sent = writer.send_body(env, data, true);
+    if sent.is_err() {
       self.writers.put(writer);
     }
     sent

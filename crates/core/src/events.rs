@@ -23,7 +23,7 @@ use crate::flow::NativeDatagramFlow;
 use crate::headers::{check_received, headers_to_js, HeaderBlock};
 use crate::stats::error_code as code;
 use crate::raw_driver::RawEvent;
-use crate::stream::{queued_body, raw_stream, NativeBodyReader, NativeBodyWriter, Role, UnclaimedWriters};
+use crate::stream::{queued_body, raw_stream, BodyBytes, NativeBodyReader, NativeBodyWriter, Role, UnclaimedWriters};
 
 /// What a connection's event conversion hands out: the command channel (for
 /// body writers), the writers JS has not claimed yet, and the audit stats
@@ -284,13 +284,21 @@ pub fn raw_event(ev: RawEvent, handles: &StreamHandles) -> NativeH3Event {
       let stream_id = ends.stream_id;
       // As with a request's HEADERS: bytes already here ride with the event,
       // and when they end with FIN, JS needs no reader and no read crossing.
-      let body = ends.recv.as_mut().and_then(queued_body);
+      let body = match ends.first.take() {
+        Some((data, fin)) => Some((BodyBytes(data), fin)),
+        None => ends.recv.as_mut().and_then(queued_body),
+      };
       let audit_index = matches!(body, Some((_, true))).then(|| {
         ends.recv = None;
         handles.audit.push(ends.audit.clone())
       });
       let (send, recv) = raw_stream(ends, &handles.commands);
-      NativeH3Event { stream_id: Some(stream_id as i64), send, recv, body: body.map(|(data, _)| data), audit_index, ..event(Kind::NewStream) }
+      // As a request's writer: it waits here until JS claims it, and a
+      // stream ended with its last bytes (`endStream`) never makes one in JS.
+      if let Some(writer) = send {
+        handles.writers.put(writer);
+      }
+      NativeH3Event { stream_id: Some(stream_id as i64), recv, body: body.map(|(data, _)| data), audit_index, ..event(Kind::NewStream) }
     },
     RawEvent::StopSending { stream_id, code } => {
       NativeH3Event { stream_id: Some(stream_id as i64), id: Some(code as f64), ..event(Kind::StopSending) }

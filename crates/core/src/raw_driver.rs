@@ -76,6 +76,9 @@ pub struct RawStreamEnds {
   pub send: Option<OutboundFrameSender>,
   pub recv: Option<InboundFrameStream>,
   pub audit: Arc<H3AuditStats>,
+  /// A peer's stream: the bytes quiche already had when it was handed over,
+  /// and whether FIN came with them (then there is no `recv`).
+  pub first: Option<(Vec<u8>, bool)>,
 }
 
 pub enum RawEvent {
@@ -214,7 +217,8 @@ impl RawDriver {
     (stream_id & 1 == 1) == self.is_server
   }
 
-  fn new_stream(&mut self, stream_id: u64) -> RawStreamEnds {
+  /// `read_all`: the peer's FIN has been read already, so JS needs no reader.
+  fn new_stream(&mut self, stream_id: u64, read_all: bool) -> RawStreamEnds {
     let bidi = kind(stream_id) == 0;
     let local = self.is_local(stream_id);
     let audit = Arc::new(H3AuditStats::new(stream_id));
@@ -225,14 +229,14 @@ impl RawDriver {
     } else {
       (None, None)
     };
-    let (to_js, recv) = if bidi || !local {
+    let (to_js, recv) = if (bidi || !local) && !read_all {
       let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
       (Some(PollSender::new(tx)), Some(rx))
     } else {
       (None, None)
     };
     self.streams.insert(stream_id, RawStream { to_js, from_js, pending: None, abandoned: false, audit: audit.clone() });
-    RawStreamEnds { stream_id, send, recv, audit }
+    RawStreamEnds { stream_id, send, recv, audit, first: None }
   }
 
   /// Whether `stream_id` is a stream the peer opens now; records it as seen.
@@ -249,21 +253,48 @@ impl RawDriver {
     self.skipped_remote.remove(&stream_id)
   }
 
-  /// Hands a stream the peer opened to JS.
-  fn accept_remote(&mut self, stream_id: u64) {
+  /// Hands a stream the peer opened to JS, with what quiche already has of
+  /// it: a small message that came whole (FIN included) needs no reader
+  /// channel at all, and JS gets it with the event.
+  fn accept_remote(&mut self, qconn: &mut QuicheConnection, stream_id: u64) {
     if kind(stream_id) == 1 {
       self.unaccepted_uni += 1;
     }
-    let ends = self.new_stream(stream_id);
+    let (first, reset) = match qconn.stream_recv(stream_id, &mut self.buf) {
+      Ok((len, fin)) => (Some((self.buf[..len].to_vec(), fin)), None),
+      // quiche reports a reset once: the reader learns it from the stats.
+      Err(quiche::Error::StreamReset(code)) => (None, Some(code)),
+      Err(_) => (None, None),
+    };
+    let read_all = matches!(first, Some((_, true)));
+    let mut ends = self.new_stream(stream_id, read_all);
+    if let Some((data, fin)) = &first {
+      ends.audit.add_downstream_bytes_recvd(data.len() as u64);
+      if *fin {
+        ends.audit.set_recvd_stream_fin(StreamClosureKind::Explicit);
+      }
+    }
+    if let Some(code) = reset {
+      ends.audit.set_recvd_reset_stream_error_code(code as i64);
+      // Its channel to JS ends at once, as after a reset mid-stream.
+      if let Some(stream) = self.streams.get_mut(&stream_id) {
+        stream.to_js = None;
+      }
+    }
+    ends.first = first;
     let _ = self.events.send(RawEvent::NewStream(ends));
+    if read_all || reset.is_some() {
+      self.forget_if_done(stream_id);
+    } else {
+      self.read_stream(qconn, stream_id);
+    }
   }
 
   /// Hands over the parked peer streams the app now has room for.
   fn unpark(&mut self, qconn: &mut QuicheConnection) {
     while self.unaccepted_uni < UNACCEPTED_UNI {
       let Some(stream_id) = self.parked_uni.pop_front() else { break };
-      self.accept_remote(stream_id);
-      self.read_stream(qconn, stream_id);
+      self.accept_remote(qconn, stream_id);
     }
   }
 
@@ -424,7 +455,7 @@ impl RawDriver {
           let _ = reply.send(Err(e));
           continue;
         }
-        let ends = self.new_stream(stream_id);
+        let ends = self.new_stream(stream_id, false);
         let _ = reply.send(Ok(ends));
       }
     }
@@ -601,7 +632,8 @@ impl ApplicationOverQuic for RawDriver {
           self.parked_uni.push_back(stream_id);
           continue;
         }
-        self.accept_remote(stream_id);
+        self.accept_remote(qconn, stream_id);
+        continue;
       }
       // A parked stream is not in `streams` yet: this leaves it unread.
       self.read_stream(qconn, stream_id);

@@ -237,7 +237,7 @@ impl NativeBodyWriter {
 
 /// A raw QUIC stream's writer and reader (whichever its direction has).
 pub fn raw_stream(ends: RawStreamEnds, commands: &Commands) -> (Option<NativeBodyWriter>, Option<NativeBodyReader>) {
-  let RawStreamEnds { stream_id, send, recv, audit } = ends;
+  let RawStreamEnds { stream_id, send, recv, audit, .. } = ends;
   let writer = send.map(|send| NativeBodyWriter { audit: Some(audit.clone()), ..NativeBodyWriter::new(stream_id, Role::Raw, send, commands.clone()) });
   (writer, recv.map(|recv| NativeBodyReader::new(stream_id, recv, audit)))
 }
@@ -294,7 +294,7 @@ const MAX_READ_BYTES: usize = 256 * 1024;
 const COPY_UP_TO: usize = 16 * 1024;
 
 /// Body bytes on their way to JS as a `Buffer`.
-pub struct BodyBytes(Vec<u8>);
+pub struct BodyBytes(pub Vec<u8>);
 
 impl ToNapiValue for BodyBytes {
   unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
