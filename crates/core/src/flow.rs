@@ -63,7 +63,7 @@ impl NativeDatagramFlow {
     let Some(sender) = slot.as_ref() else {
       return Err(js_error(ErrorCode::Closed, format!("flow {}: the flow was shut down", self.flow_id)));
     };
-    match offer(env, sender, [frame])? {
+    match offer(env, sender, [frame], None)? {
       Offer::Taken => Ok(None),
       Offer::Pending(promise) => Ok(Some(promise)),
       Offer::Closed => {

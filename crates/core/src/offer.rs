@@ -5,7 +5,7 @@
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::{Sender, UnboundedSender};
 use tokio_quiche::http3::driver::OutboundFrame;
 
 use crate::crossings;
@@ -21,10 +21,28 @@ pub enum Offer<'env> {
   Closed,
 }
 
+/// How a writer tells a driver that reads its channels only when asked (raw
+/// QUIC's, which would otherwise poll every idle stream at each wake-up)
+/// that a stream has frames, or that its writer has gone.
+#[derive(Clone)]
+pub struct Doorbell {
+  pub queue: UnboundedSender<u64>,
+  pub stream_id: u64,
+}
+
+impl Doorbell {
+  pub fn ring(&self) {
+    let _ = self.queue.send(self.stream_id);
+  }
+}
+
 /// Offers `frames`, in order, without blocking the JS thread; from the first
 /// one the channel has no room for, the rest wait on the runtime, still in
-/// order. This is the JS writer's back-pressure.
-pub fn offer<'env>(env: &'env Env, sender: &Sender<OutboundFrame>, frames: impl IntoIterator<Item = OutboundFrame>) -> Result<Offer<'env>> {
+/// order. This is the JS writer's back-pressure. `doorbell` rings once the
+/// frames are in.
+pub fn offer<'env>(
+  env: &'env Env, sender: &Sender<OutboundFrame>, frames: impl IntoIterator<Item = OutboundFrame>, doorbell: Option<&Doorbell>,
+) -> Result<Offer<'env>> {
   let mut frames = frames.into_iter();
   while let Some(frame) = frames.next() {
     match sender.try_send(frame) {
@@ -32,10 +50,14 @@ pub fn offer<'env>(env: &'env Env, sender: &Sender<OutboundFrame>, frames: impl 
       Err(TrySendError::Full(frame)) => {
         let sender = sender.clone();
         let rest: Vec<_> = std::iter::once(frame).chain(frames).collect();
+        let doorbell = doorbell.cloned();
         let waited = env.spawn_future(async move {
           let mut accepted = true;
           for frame in rest {
             accepted = accepted && sender.send(frame).await.is_ok();
+          }
+          if let Some(doorbell) = doorbell {
+            doorbell.ring();
           }
           crossings::into_js();
           Ok(accepted)
@@ -44,6 +66,9 @@ pub fn offer<'env>(env: &'env Env, sender: &Sender<OutboundFrame>, frames: impl 
       },
       Err(TrySendError::Closed(_)) => return Ok(Offer::Closed),
     }
+  }
+  if let Some(doorbell) = doorbell {
+    doorbell.ring();
   }
   Ok(Offer::Taken)
 }

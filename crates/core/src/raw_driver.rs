@@ -26,6 +26,7 @@ use tokio_quiche::{ApplicationOverQuic, QuicResult};
 use tokio_util::sync::PollSender;
 
 use crate::commands::CommandSink;
+use crate::offer::Doorbell;
 
 /// Frames queued per stream and direction (the H3 driver's release-build capacity).
 const STREAM_CAPACITY: usize = 16;
@@ -79,6 +80,8 @@ pub struct RawStreamEnds {
   /// A peer's stream: the bytes quiche already had when it was handed over,
   /// and whether FIN came with them (then there is no `recv`).
   pub first: Option<(Vec<u8>, bool)>,
+  /// With `send`: how its writer tells the driver it wrote.
+  pub doorbell: Option<Doorbell>,
 }
 
 pub enum RawEvent {
@@ -143,8 +146,12 @@ pub struct RawDriver {
   /// Streams whose next read waits for room in their channel to JS.
   read_blocked: HashSet<u64>,
   read_ready: Vec<u64>,
-  /// Streams waiting for JS to write.
+  /// Streams waiting for JS to write; their channels are read when the
+  /// writer rings (`Doorbell`), not polled, so a wake-up costs the same with
+  /// one idle stream or thousands.
   write_idle: HashSet<u64>,
+  doorbell: mpsc::UnboundedSender<u64>,
+  rung: mpsc::UnboundedReceiver<u64>,
   write_ready: HashSet<u64>,
   /// Waiting opens, bidirectional then unidirectional.
   opens: [VecDeque<oneshot::Sender<Result<RawStreamEnds, quiche::Error>>>; 2],
@@ -177,6 +184,7 @@ impl RawDriver {
     let (datagram_send, datagrams_out) = mpsc::channel(DATAGRAM_BATCH);
     let (datagrams_in, datagram_recv) = mpsc::channel(DATAGRAM_QUEUE);
     let shared = Arc::new(RawShared::default());
+    let (doorbell, rung) = mpsc::unbounded_channel();
     let (local, remote) = if is_server { (1, 0) } else { (0, 1) };
     let driver = Self {
       is_server,
@@ -189,6 +197,8 @@ impl RawDriver {
       read_blocked: HashSet::new(),
       read_ready: Vec::new(),
       write_idle: HashSet::new(),
+      doorbell,
+      rung,
       write_ready: HashSet::new(),
       opens: Default::default(),
       next_local: [local, local | 2],
@@ -222,12 +232,12 @@ impl RawDriver {
     let bidi = kind(stream_id) == 0;
     let local = self.is_local(stream_id);
     let audit = Arc::new(H3AuditStats::new(stream_id));
-    let (send, from_js) = if bidi || local {
+    let (send, from_js, doorbell) = if bidi || local {
       let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
       self.write_idle.insert(stream_id);
-      (Some(PollSender::new(tx)), Some(rx))
+      (Some(PollSender::new(tx)), Some(rx), Some(Doorbell { queue: self.doorbell.clone(), stream_id }))
     } else {
-      (None, None)
+      (None, None, None)
     };
     let (to_js, recv) = if (bidi || !local) && !read_all {
       let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
@@ -236,7 +246,7 @@ impl RawDriver {
       (None, None)
     };
     self.streams.insert(stream_id, RawStream { to_js, from_js, pending: None, abandoned: false, audit: audit.clone() });
-    RawStreamEnds { stream_id, send, recv, audit, first: None }
+    RawStreamEnds { stream_id, send, recv, audit, first: None, doorbell }
   }
 
   /// Whether `stream_id` is a stream the peer opens now; records it as seen.
@@ -368,19 +378,26 @@ impl RawDriver {
       }
       ready = true;
     }
-    let Self { streams, write_idle, write_ready, read_blocked, read_ready, .. } = self;
-    write_idle.retain(|id| {
-      let Some(stream) = streams.get_mut(id) else { return false };
-      let Some(rx) = stream.from_js.as_mut() else { return false };
-      match rx.poll_recv(cx) {
-        Poll::Ready(frame) => {
-          stream.take(frame);
-          write_ready.insert(*id);
-          false
-        },
-        Poll::Pending => true,
+    let Self { streams, write_idle, rung, write_ready, read_blocked, read_ready, .. } = self;
+    while let Poll::Ready(Some(id)) = rung.poll_recv(cx) {
+      // A stream not idle is being written: `write_stream` reads on itself.
+      if !write_idle.contains(&id) {
+        continue;
       }
-    });
+      let Some(rx) = streams.get_mut(&id).and_then(|s| s.from_js.as_mut()) else {
+        write_idle.remove(&id);
+        continue;
+      };
+      let frame = match rx.try_recv() {
+        Ok(frame) => Some(frame),
+        // Rung for a frame `write_stream` already took.
+        Err(mpsc::error::TryRecvError::Empty) => continue,
+        Err(mpsc::error::TryRecvError::Disconnected) => None,
+      };
+      streams.get_mut(&id).expect("looked up above").take(frame);
+      write_idle.remove(&id);
+      write_ready.insert(id);
+    }
     read_blocked.retain(|id| {
       let Some(tx) = streams.get_mut(id).and_then(|s| s.to_js.as_mut()) else { return false };
       match tx.poll_reserve(cx) {

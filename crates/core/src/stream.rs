@@ -27,7 +27,7 @@ use crate::commands::Commands;
 use crate::crossings::{self, Settles};
 use crate::errors::{js_error, ErrorCode, Result};
 use crate::headers::{headers_from_flat, HeaderBlock};
-use crate::offer::{offer, Offer};
+use crate::offer::{offer, Doorbell, Offer};
 use crate::raw_driver::RawStreamEnds;
 use crate::stats::{audit_stats, error_code, NativeH3AuditStats};
 
@@ -57,6 +57,18 @@ pub struct NativeBodyWriter {
   commands: Commands,
   /// A raw QUIC stream's stats, where the driver notes the peer's STOP_SENDING.
   audit: Option<Arc<H3AuditStats>>,
+  /// A raw QUIC stream's: rung after each frame and when this writer goes.
+  doorbell: Option<Doorbell>,
+}
+
+impl Drop for NativeBodyWriter {
+  fn drop(&mut self) {
+    // The driver reads a raw stream's channel only when rung: it must hear
+    // that the writer has gone (before FIN, the stream is then reset).
+    if let Some(doorbell) = &self.doorbell {
+      doorbell.ring();
+    }
+  }
 }
 
 impl NativeBodyWriter {
@@ -69,6 +81,7 @@ impl NativeBodyWriter {
       head_sent: AtomicBool::new(role != Role::Server),
       commands,
       audit: None,
+      doorbell: None,
     }
   }
 
@@ -100,7 +113,7 @@ impl NativeBodyWriter {
     let Some(sender) = slot.as_ref() else {
       return Err(js_error(ErrorCode::Closed, format!("stream {}: the sender was closed", self.stream_id)));
     };
-    let pending = match offer(env, sender, frames)? {
+    let pending = match offer(env, sender, frames, self.doorbell.as_ref())? {
       Offer::Taken => None,
       Offer::Pending(promise) => Some(promise),
       Offer::Closed => {
@@ -237,8 +250,12 @@ impl NativeBodyWriter {
 
 /// A raw QUIC stream's writer and reader (whichever its direction has).
 pub fn raw_stream(ends: RawStreamEnds, commands: &Commands) -> (Option<NativeBodyWriter>, Option<NativeBodyReader>) {
-  let RawStreamEnds { stream_id, send, recv, audit, .. } = ends;
-  let writer = send.map(|send| NativeBodyWriter { audit: Some(audit.clone()), ..NativeBodyWriter::new(stream_id, Role::Raw, send, commands.clone()) });
+  let RawStreamEnds { stream_id, send, recv, audit, doorbell, .. } = ends;
+  let writer = send.map(|send| {
+    let mut writer = NativeBodyWriter::new(stream_id, Role::Raw, send, commands.clone());
+    (writer.audit, writer.doorbell) = (Some(audit.clone()), doorbell);
+    writer
+  });
   (writer, recv.map(|recv| NativeBodyReader::new(stream_id, recv, audit)))
 }
 
