@@ -84,7 +84,8 @@ test('serve prints its certificate and SPKI pin; get -o fetches a 50 MiB file ba
   t.regex(run.stderr, /\* connection: \{"packetsSent":\d+/)
   t.is(hash(await readFile(out)), hash(big))
   served.child.kill('SIGINT')
-  const [code] = await once(served.child, 'exit')
+  // 'close', not 'exit': the last stderr lines may still be in the pipe at exit.
+  const [code] = await once(served.child, 'close')
   t.is(code, 0)
   t.regex(served.stderr(), /SIGINT: sending GOAWAY/)
   t.false(existsSync(served.certPath), 'the generated certificate and key are removed on exit')
@@ -193,7 +194,7 @@ test('SIGINT lets a download in progress finish before serve exits', async (t) =
   const chunks = [first]
   child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk))
   child.stdout.resume()
-  const [getCode] = await once(child, 'exit')
+  const [getCode] = await once(child, 'close')
   t.is(getCode, 0, getErr)
   t.is(hash(Buffer.concat(chunks)), hash(big))
   const [serveCode] = served.child.exitCode === null ? await once(served.child, 'exit') : [served.child.exitCode]
