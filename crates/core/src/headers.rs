@@ -299,4 +299,52 @@ mod tests {
     let e = headers_from_flat(&["x".to_string()], HeaderBlock::Trailers).unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidArg);
   }
+
+  mod props {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn block() -> impl Strategy<Value = HeaderBlock> {
+      prop_oneof![Just(HeaderBlock::Request), Just(HeaderBlock::Response), Just(HeaderBlock::Trailers)]
+    }
+
+    /// Header-ish strings: plausible names and values, pseudo-headers, any latin1 byte, any Unicode.
+    fn field() -> impl Strategy<Value = String> {
+      prop_oneof![
+        "[a-z][a-z0-9-]{0,8}",
+        prop_oneof![Just(":status"), Just(":method"), Just(":path"), Just(":scheme"), Just(":authority"), Just(":protocol")].prop_map(String::from),
+        "[0-9]{1,4}",
+        "[\\x00-\\xff]{0,6}",
+        any::<String>(),
+      ]
+    }
+
+    proptest! {
+      /// Whatever JS passes: no panic, and what is accepted is what a peer
+      /// may receive (`check_received` agrees) and crosses back unchanged.
+      #[test]
+      fn prop_headers_from_flat(flat in proptest::collection::vec(field(), 0..12), block in block()) {
+        if let Ok(headers) = headers_from_flat(&flat, block) {
+          prop_assert!(check_received(&headers, block).is_ok());
+          prop_assert_eq!(headers_to_flat(&headers), flat);
+        }
+      }
+
+      /// The joined form JS splits on NUL gives back every name and value.
+      #[test]
+      fn prop_headers_to_js(pairs in proptest::collection::vec(("[a-z-]{1,8}", "[\\x00-\\xff]{0,8}"), 0..8)) {
+        let headers: Vec<h3::Header> = pairs.iter().map(|(n, v)| h3::Header::new(n.as_bytes(), &v.chars().map(|c| c as u8).collect::<Vec<_>>())).collect();
+        let flat: Vec<String> = pairs.iter().flat_map(|(n, v)| [n.clone(), v.clone()]).collect();
+        match headers_to_js(&headers) {
+          JsHeaders::Joined(bytes) => {
+            let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+            let split: Vec<String> = if text.is_empty() { Vec::new() } else { text.split('\0').map(String::from).collect() };
+            prop_assert_eq!(split, flat);
+          },
+          JsHeaders::List(list) => prop_assert_eq!(list, flat),
+        }
+      }
+    }
+  }
 }

@@ -704,4 +704,27 @@ mod tests {
     assert_eq!(server.next_remote, [12, 6]);
     assert!(server.skipped_remote.is_empty());
   }
+
+  mod props {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::super::RawDriver;
+
+    proptest! {
+      /// However a peer's stream ids arrive (any order, repeated, both
+      /// kinds, ours mixed in), each of the peer's is new exactly once.
+      #[test]
+      fn prop_peer_streams_are_new_exactly_once(is_server in any::<bool>(), ids in proptest::collection::vec(0u64..400, 0..200)) {
+        let (mut driver, _handle) = RawDriver::new(is_server);
+        let mut seen = HashSet::new();
+        for id in ids {
+          let remote = (id & 1 == 1) != is_server;
+          let new = driver.is_new_remote(id);
+          prop_assert_eq!(new, remote && seen.insert(id), "stream {}", id);
+        }
+      }
+    }
+  }
 }

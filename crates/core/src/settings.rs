@@ -229,4 +229,51 @@ mod tests {
     assert!(matches!(q.qlog_compression, QlogCompression::Zstd));
     assert_eq!(h.post_accept_timeout, Some(Duration::from_millis(250)));
   }
+
+  mod props {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    /// Any number JS can hold, the edges included (the TS layer refuses most of them first).
+    fn number() -> impl Strategy<Value = Option<f64>> {
+      proptest::option::of(prop_oneof![
+        any::<f64>(),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(-1.0),
+        Just(2f64.powi(53)),
+        Just(2f64.powi(64)),
+        0.0..1e7,
+      ])
+    }
+
+    proptest! {
+      /// Numbers that slip past the TS checks saturate rather than panic.
+      #[test]
+      fn prop_settings_take_any_number(n in proptest::collection::vec(number(), 12), flag in any::<Option<bool>>()) {
+        let opts = NativeQuicSettings {
+          max_idle_timeout_ms: n[0],
+          handshake_timeout_ms: n[1],
+          initial_max_data: n[2],
+          initial_max_streams_bidi: n[3],
+          initial_max_streams_uni: n[4],
+          max_stream_window: n[5],
+          listen_backlog: n[6],
+          dgram_recv_max_queue_len: n[7],
+          send_capacity_factor: n[8],
+          max_pacing_rate: n[9],
+          max_amplification_factor: n[10],
+          enable_dgram: flag,
+          ..Default::default()
+        };
+        let q = quic_settings(&opts).expect("only a keylog file can fail");
+        if let Some(v) = n[3] {
+          prop_assert_eq!(q.initial_max_streams_bidi, v as u64);
+        }
+        let h = http3_settings(&NativeHttp3Settings { max_header_list_size: n[11], post_accept_timeout_ms: n[0], ..Default::default() });
+        prop_assert_eq!(h.max_header_list_size, Some(n[11].map_or(DEFAULT_MAX_HEADER_LIST_SIZE, |v| v as u64)));
+      }
+    }
+  }
 }

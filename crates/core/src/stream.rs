@@ -514,4 +514,44 @@ mod tests {
     assert_eq!((data.0.len(), fin), (COPY_UP_TO, false));
     assert!(matches!(rx.try_recv(), Ok(InboundFrame::Body(b, false)) if &b[..] == b"x"));
   }
+
+  mod props {
+    use proptest::prelude::*;
+    use tokio::sync::mpsc;
+    use tokio_quiche::datagram_socket::DgramBuffer;
+    use tokio_quiche::http3::driver::InboundFrame;
+
+    use super::super::join_queued;
+    use super::body;
+
+    proptest! {
+      /// Joining queued frames: bytes in order up to the limit, FIN only
+      /// when the last frame taken had it, datagrams skipped, nothing lost
+      /// (what is not joined stays queued).
+      #[test]
+      fn prop_joined_frames(frames in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..40), any::<bool>(), any::<bool>()), 1..20), max in 1usize..200) {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut all = Vec::new();
+        for (data, fin, dgram) in &frames {
+          if *dgram {
+            tx.try_send(InboundFrame::Datagram(DgramBuffer::from_slice(data))).unwrap();
+          } else {
+            all.extend_from_slice(data);
+            tx.try_send(body(data, *fin)).unwrap();
+          }
+        }
+        let first = rx.try_recv().unwrap();
+        let (joined, fin) = join_queued(&mut rx, first, max);
+        let mut rest = Vec::new();
+        while let Ok(frame) = rx.try_recv() {
+          if let InboundFrame::Body(b, _) = frame { rest.extend_from_slice(&b) }
+        }
+        prop_assert!(all.starts_with(&joined));
+        prop_assert_eq!([joined.as_slice(), rest.as_slice()].concat(), all);
+        if !fin && !rest.is_empty() {
+          prop_assert!(joined.len() >= max, "stopped at {} of {} bytes below the limit", joined.len(), max);
+        }
+      }
+    }
+  }
 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the binding's property tests (the `prop_*` tests in crates/core: the
+# header, settings, frame-joining and stream-id conversions JS input goes
+# through) with many more cases than `npm test` does, for a bounded time.
+#   scripts/fuzz.sh [CASES_PER_PROPERTY (default 100000)] [SECONDS (default 600)]
+# Prints the cases run; a failure prints proptest's minimal failing input.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cases=${1:-100000}
+seconds=${2:-600}
+host=$(rustc -vV | sed -n 's/^host: //p')
+start=$(date +%s)
+PROPTEST_CASES=$cases timeout "$seconds" cargo test --release --lib -p tokio-quiche-node --target "$host" prop_ -- --test-threads 2 | tee /tmp/fuzz-$$.log
+properties=$(grep -c '^test .*prop_.* ok$' /tmp/fuzz-$$.log || true)
+rm -f /tmp/fuzz-$$.log
+echo "fuzz: $properties properties x $cases cases = $((properties * cases)) executions in $(( $(date +%s) - start )) s"
