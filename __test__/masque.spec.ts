@@ -147,8 +147,18 @@ test('the proxy refuses targets off its allow-list (403), malformed templates (4
   const get = await (client as ClientH3Controller).request({ path: '/' })
   t.is(get.status, 501)
   await get.body.bytes()
+  // A host that is not valid percent-encoding is a 400 that says so, not a failed tunnel.
+  const badHost = await (client as ClientH3Controller).request({
+    method: 'CONNECT',
+    path: '/.well-known/masque/udp/%E0%A4%A/53/',
+    headers: [[':protocol', 'connect-udp'], ['capsule-protocol', '?1']],
+  })
+  t.is(badHost.status, 400)
+  t.regex(badHost.headers.find(([n]) => n === 'proxy-status')?.[1] ?? '', /not valid percent-encoding/)
+  await badHost.body.bytes().catch(() => {})
+  t.is(stats.failed, 0)
   t.is(other.received.length, 0)
-  t.is(stats.refused, 3)
+  t.is(stats.refused, 4)
   t.is(stats.tunnels, 0)
   // The allowed one still works on the same connection.
   const tunnel = await openUdpTunnel(client, flows, '127.0.0.1', target.port)

@@ -606,3 +606,27 @@ test.serial('2,000 idle streams do not slow the others: the driver reads a write
   // Polling every idle writer at each wake-up made this about 25 times slower.
   t.true(crowded < 4 * alone + 0.5, `${crowded.toFixed(2)} ms vs ${alone.toFixed(2)} ms`)
 })
+
+test('bad input: a datagram before the handshake is done, and an ALPN name over 255 bytes in UTF-8', async (t) => {
+  const id = await testIdentity()
+  const [listener] = await listen(['127.0.0.1:0'], ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath }, alpn: ['test-proto'] }))
+  t.teardown(() => listener!.close())
+  const connecting = connectQuic(listener!.localAddress, { alpn: 'test-proto', ca: id.certPath, serverName: 'localhost' })
+  const initial = await listener!.accept()
+  // Started and asked at once: the handshake needs the client's next flight first.
+  const conn = initial!.startRaw()
+  t.is(conn.datagrams.maxSize, 0)
+  const early = await t.throwsAsync(conn.datagrams.send('early'), { instanceOf: TokioQuicheError })
+  t.is(early?.code, 'ERR_INVALID_ARG')
+  t.regex(early!.message, /^data: no datagram can go before the handshake is done \(await connection\.established\)/)
+  await conn.established
+  t.true(conn.datagrams.maxSize > 1000)
+  const client = await connecting
+  await conn.datagrams.send('after')
+  t.is(String(await within(2000, 'datagram after the handshake', client.datagrams.recv())), 'after')
+  await client.close()
+  // 128 characters, 256 bytes: TLS carries ALPN names as bytes.
+  const wide = 'é'.repeat(128)
+  t.throws(() => ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath }, alpn: [wide] }), { message: /^alpn: .*at most 255 bytes/ })
+  await t.throwsAsync(connectQuic(listener!.localAddress, { alpn: wide }), { message: /^options\.alpn: .*at most 255 bytes/ })
+})
