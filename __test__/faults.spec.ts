@@ -181,17 +181,18 @@ test('SIGTERM during load: the requests in flight finish whole (or are refused u
     while (!stop) {
       const outcome = request(next++)
       outcomes.push(outcome)
-      await outcome
+      // A refused request settles in microtasks alone: yield so the timers run.
+      if ((await outcome).code) await sleep(1)
     }
   })
   while (next < 200) await sleep(5)
-  // New requests stop as the signal goes, so none races the server's GOAWAY: tokio-quiche's
-  // client driver fails the whole connection on a request it takes after reading a GOAWAY
-  // (FrameUnexpected; CHANGELOG known issues), which would fail these in-flight ones too.
-  stop = true
-  const inFlight = outcomes.length - (await Promise.all(outcomes.map((o) => Promise.race([o, Promise.resolve(null)])))).filter(Boolean).length
+  const doneBefore = (await Promise.all(outcomes.map((o) => Promise.race([o, Promise.resolve(null)])))).filter(Boolean).length
+  const inFlight = outcomes.length - doneBefore
   server.child.kill('SIGTERM')
   await server.line('sigterm')
+  // New requests keep coming across the GOAWAY, so some reach the client's driver after it read it.
+  await sleep(50)
+  stop = true
   const all = await Promise.race([Promise.all(workers).then(() => Promise.all(outcomes)), sleep(10_000).then(() => null)])
   if (!all) return t.fail('requests still pending 10 s after SIGTERM')
   t.log(`${all.length} requests, ${inFlight} in flight at SIGTERM`)
@@ -200,7 +201,8 @@ test('SIGTERM during load: the requests in flight finish whole (or are refused u
     if (o.ok !== undefined) t.true(o.ok, `request ${o.i}: the body's SHA-256`)
     else t.is(o.code, 'ERR_REQUEST_REFUSED', `request ${o.i} was lost, not refused`)
   }
-  t.true(all.filter((o) => o.ok).length >= 200)
+  // The ones in flight at the signal may be refused unprocessed; none of those done before is lost.
+  t.true(all.filter((o) => o.ok).length >= doneBefore)
   // After the GOAWAY: refused at once, or the connection is gone; typed either way, never a hang.
   const late = await Promise.race([Promise.all([0, 1, 2].map((k) => request(10_000 + k))), sleep(10_000).then(() => null)])
   if (!late) return t.fail('a request after the shutdown hung')

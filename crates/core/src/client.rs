@@ -13,6 +13,7 @@ use tokio_quiche::socket::Socket;
 use tokio_quiche::{ApplicationOverQuic, ConnectionParams, QuicConnection};
 
 use crate::address::{any_port_for, host_name, resolve};
+use crate::client_driver::GoawayGuard;
 use crate::controller::NativeH3Controller;
 use crate::raw::raw_pair;
 use crate::requests::{take_writer, ClientRequests, PendingWriters};
@@ -60,7 +61,8 @@ pub async fn connect_quic(options: NativeConnectOptions) -> napi::Result<NativeH
 
 async fn connect_h3(mut options: NativeConnectOptions) -> Result<NativeH3Controller> {
   let (driver, mut controller) = ClientH3Driver::new(http3_settings(&options.http3.take().unwrap_or_default()));
-  let events = controller.take_event_receiver();
+  let (to_controller, events) = tokio::sync::mpsc::unbounded_channel();
+  let driver = GoawayGuard::new(driver, controller.take_event_receiver(), to_controller);
   let conn = handshake(options, driver).await?;
 
   let slot: ConnectionSlot = Arc::new(OnceLock::new());

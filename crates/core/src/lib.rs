@@ -9,6 +9,7 @@ mod address;
 mod alloc;
 mod batch;
 mod client;
+mod client_driver;
 mod commands;
 mod controller;
 mod crossings;
