@@ -242,8 +242,8 @@ test.serial('GOAWAY with 20 fetches in flight: none lost, the unprocessed ones a
 
 // tokio-quiche 0.20.1's client driver keeps requests that found no stream credit in its own queue
 // and retries them when credit comes; after a GOAWAY quiche's send_request() refuses with
-// FrameUnexpected, which the driver treats as fatal: the connection closes (H3_FRAME_UNEXPECTED)
-// as soon as the first in-flight response ends, and the others on it are lost (ERR_CLOSED).
+// FrameUnexpected, which the driver made fatal, losing the other in-flight responses (ERR_CLOSED).
+// The binding's GoawayGuard (client_driver.rs) drops only the refused request.
 test('GOAWAY while fetches wait for stream credit and the in-flight ones end one by one: none lost', async (t) => {
   const { server, agent, results } = await goawayInFlight(50, (n) => n * 10)
   t.teardown(async () => { await agent.close(); await server.close() })

@@ -22,7 +22,8 @@ use tokio_quiche::{ApplicationOverQuic, QuicResult};
 
 pub struct GoawayGuard {
   driver: ClientH3Driver,
-  from_driver: UnboundedReceiver<ClientH3Event>,
+  /// Dropped once the controller is gone, so the driver sees it go.
+  from_driver: Option<UnboundedReceiver<ClientH3Event>>,
   to_controller: UnboundedSender<ClientH3Event>,
   goaway_seen: bool,
 }
@@ -33,13 +34,13 @@ impl GoawayGuard {
   pub fn new(
     driver: ClientH3Driver, from_driver: UnboundedReceiver<ClientH3Event>, to_controller: UnboundedSender<ClientH3Event>,
   ) -> Self {
-    Self { driver, from_driver, to_controller, goaway_seen: false }
+    Self { driver, from_driver: Some(from_driver), to_controller, goaway_seen: false }
   }
 
-  /// Passes on what the driver sent during its last call. The controller
-  /// leaving is the driver's to notice (its own sender sees it).
+  /// Passes on what the driver sent during its last call.
   fn relay(&mut self) {
-    while let Ok(event) = self.from_driver.try_recv() {
+    let Some(from_driver) = &mut self.from_driver else { return };
+    while let Ok(event) = from_driver.try_recv() {
       self.goaway_seen |= matches!(event, ClientH3Event::Core(H3Event::GoAway { .. }));
       let _ = self.to_controller.send(event);
     }
@@ -67,7 +68,16 @@ impl ApplicationOverQuic for GoawayGuard {
   }
 
   async fn wait_for_data(&mut self, qconn: &mut QuicheConnection) -> QuicResult<()> {
-    let result = self.driver.wait_for_data(qconn).await;
+    let result = tokio::select! {
+      biased;
+      result = self.driver.wait_for_data(qconn) => result,
+      // The driver closes an idle connection whose controller is gone; it
+      // watches its own event channel for that, which the relay keeps open.
+      () = self.to_controller.closed(), if self.from_driver.is_some() => {
+        self.from_driver = None;
+        Ok(())
+      },
+    };
     self.relay();
     match result {
       // Requests only reach send_request here, and it refuses before touching
