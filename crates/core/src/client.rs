@@ -110,6 +110,12 @@ async fn handshake<A: ApplicationOverQuic>(options: NativeConnectOptions, app: A
   let connect_error = |e: std::io::Error| js_error(ErrorCode::Connect, format!("address: {peer}: {e}"));
   let socket = UdpSocket::bind(any_port_for(&peer)).await.map_err(connect_error)?;
   socket.connect(peer).await.map_err(connect_error)?;
+  // tokio-quiche sends the first Initials from concurrent tasks through
+  // `poll_send`, which keeps one waker per socket: on a socket whose write
+  // readiness tokio has not seen yet, all but one wait for a wake-up that
+  // never comes, and the stuck task keeps the socket open after the
+  // connection ends. Once readiness is known, those sends go straight out.
+  socket.writable().await.map_err(connect_error)?;
 
   let quic = options.settings.unwrap_or_default();
   let handshake_timeout = quic.handshake_timeout_ms.map_or(DEFAULT_HANDSHAKE_TIMEOUT, |ms| Duration::from_millis(ms as u64));
