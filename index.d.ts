@@ -221,6 +221,10 @@ export declare class NativeQuicListener {
    */
   close(): void
   get localAddress(): string
+  /** Connections running now under this listener's `listen()` call's caps. */
+  get connectionCount(): number
+  /** Connections refused by those caps so far. */
+  get refusedConnections(): number
   /**
    * Replaces the certificates (default and SNI) for new handshakes on every
    * socket of this listener's `listen()` call; connections already up keep theirs.
@@ -269,6 +273,12 @@ export declare function listen(sockets: Array<NativeListenSocket>, params: Nativ
 export interface NativeBridgeCounters {
   toRust: number
   toJs: number
+}
+
+/** `limits` of `listen()`'s params, from JS; `Infinity` lifts a cap. */
+export interface NativeConnectionLimits {
+  maxConnections?: number
+  maxConnectionsPerSource?: number
 }
 
 /** A snapshot of a connection's counters. Counts are packets unless named bytes. */
@@ -449,6 +459,7 @@ export interface NativeServerDriverPair {
 export interface NativeServerParams {
   tls: NativeServerTls
   settings?: NativeQuicSettings
+  limits?: NativeConnectionLimits
 }
 
 /** The server's TLS options, from JS (validated there). */

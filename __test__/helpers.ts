@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import {
   type ConnectOptions,
+  type ConnectionLimits,
   ConnectionParams,
   connect,
   type Http3SettingsInit,
@@ -42,6 +43,7 @@ export async function startServer(
   handler: RequestHandler,
   options: {
     settings?: QuicSettings
+    limits?: ConnectionLimits
     http3?: Http3SettingsInit
     identity?: WrittenCertificate
     /** Extra TLS options (SNI, client authentication) beside the identity. */
@@ -55,7 +57,11 @@ export async function startServer(
   const id = options.identity ?? (await testIdentity())
   const [listener] = await listen(
     ['127.0.0.1:0'],
-    ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath, ...options.tls }, ...(options.settings ? { settings: options.settings } : {}) }),
+    ConnectionParams.newServer({
+      tls: { cert: id.certPath, privateKey: id.keyPath, ...options.tls },
+      ...(options.settings ? { settings: options.settings } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
+    }),
   )
   const serveConnection = async (controller: ServerH3Controller) => {
     for await (const event of controller) {

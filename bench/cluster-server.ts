@@ -6,7 +6,7 @@
 //   tsx bench/cluster-server.ts probe CERT KEY      prints "reusePort yes" or "reusePort no: <why>"
 import cluster from 'node:cluster'
 import { ConnectionParams, type ListenSocket, listen } from 'tokio-quiche'
-import { answerStats } from './routes'
+import { LIMITS, answerStats } from './routes'
 import { serveConnection } from './server'
 
 const reusable = (address: string): ListenSocket => ({ address, reusePort: true })
@@ -35,7 +35,7 @@ function forkWorker(address: string): Promise<string> {
 
 async function primary(): Promise<void> {
   const [addr, cert, key, workers = '1'] = process.argv.slice(2)
-  const params = ConnectionParams.newServer({ tls: { cert: cert!, privateKey: key! } })
+  const params = ConnectionParams.newServer({ tls: { cert: cert!, privateKey: key! }, limits: LIMITS })
   if (addr === 'probe') return console.log(await probe(params))
   answerStats()
   // The first worker picks the port; the others join it.
@@ -46,7 +46,7 @@ async function primary(): Promise<void> {
 
 async function worker(): Promise<void> {
   const [, cert, key] = process.argv.slice(2)
-  const params = ConnectionParams.newServer({ tls: { cert: cert!, privateKey: key! } })
+  const params = ConnectionParams.newServer({ tls: { cert: cert!, privateKey: key! }, limits: LIMITS })
   const [listener] = await listen([reusable(process.env.BENCH_ADDRESS!)], params)
   process.send!({ listening: listener!.localAddress })
   // Workers end with the primary.

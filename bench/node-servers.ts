@@ -9,7 +9,7 @@ import { createSecureServer } from 'node:http2'
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { bridgeCounters, createServer as createH3Server } from 'tokio-quiche'
-import { type BodySink, answerStats, countUpload, responseSize, writeBody } from './routes'
+import { type BodySink, LIMITS, answerStats, countUpload, responseSize, writeBody } from './routes'
 
 /** What the handler uses of a request and a response: all three servers' have it. */
 type Request = AsyncIterable<Uint8Array> & { method?: string; url?: string }
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
       : kind === 'h1'
         ? createServer(tls, onRequest)
         : kind === 'h3'
-          ? createH3Server({ tls: { cert: cert!, privateKey: key! } }, onRequest)
+          ? createH3Server({ tls: { cert: cert!, privateKey: key! }, limits: LIMITS }, onRequest)
           : undefined
   if (!server) throw new Error(`usage: node-servers.ts h2|h1|h3 ADDR CERT KEY (got '${kind}')`)
   // Idle connections stay open as long as the QUIC subjects' would (their idle

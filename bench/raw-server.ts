@@ -3,7 +3,7 @@
 // does natively. Run by bench/raw.ts.
 //   tsx bench/raw-server.ts ADDR CERT KEY
 import { ConnectionParams, type QuicStream, type RawQuicConnection, bridgeCounters, listen } from 'tokio-quiche'
-import { answerStats } from './routes'
+import { LIMITS, answerStats } from './routes'
 
 /** The ALPN of `tq-bench raw-load`. */
 const ALPN = 'tq-bench-raw'
@@ -25,7 +25,7 @@ async function serveConnection(connection: RawQuicConnection): Promise<void> {
 async function main(): Promise<void> {
   const [addr = '127.0.0.1:0', cert, key] = process.argv.slice(2)
   answerStats(() => ({ bridge: bridgeCounters() }))
-  const [listener] = await listen([addr], ConnectionParams.newServer({ tls: { cert: cert!, privateKey: key! }, alpn: [ALPN] }))
+  const [listener] = await listen([addr], ConnectionParams.newServer({ tls: { cert: cert!, privateKey: key! }, alpn: [ALPN], limits: LIMITS }))
   console.log(`listening ${listener!.localAddress}`)
   process.once('SIGTERM', () => void listener!.close())
   for await (const connection of listener!.startRaw()) void serveConnection(connection)

@@ -6,6 +6,13 @@
 // `stats {"uploaded":N,"heapUsed":N}` (bench/subjects.ts reads it).
 import { createInterface } from 'node:readline'
 
+/**
+ * Every bench client connects from 127.0.0.1, and idle-10k holds 10,000
+ * connections: past the default ConnectionLimits, which native tokio-quiche
+ * (subject N) does not have either.
+ */
+export const LIMITS = { maxConnections: Infinity, maxConnectionsPerSource: Infinity }
+
 export const CHUNK = 64 * 1024
 export const SMALL = 1024
 /** One shared buffer: no subject pays for producing response bytes. */

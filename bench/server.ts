@@ -3,7 +3,7 @@
 // through serve() (S), serving bench/routes.ts as crates/bench (subject N) does.
 //   tsx bench/server.ts ADDR CERT KEY [controller|serve]
 import { ConnectionParams, type Header, type IncomingHeadersEvent, type ServerH3Controller, bridgeCounters, listen, serve } from 'tokio-quiche'
-import { CHUNK, DATA, answerStats, bodyChunks, countUpload, responseSize } from './routes'
+import { CHUNK, DATA, LIMITS, answerStats, bodyChunks, countUpload, responseSize } from './routes'
 
 /** Serves one connection's requests (also used by cluster workers, bench/cluster-server.ts). */
 export async function serveConnection(controller: ServerH3Controller): Promise<void> {
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const [addr = '127.0.0.1:0', cert, key, api = 'controller'] = process.argv.slice(2)
   answerStats(() => ({ bridge: bridgeCounters() }))
   if (api === 'serve') {
-    const server = await serve({ socket: addr, tls: { cert: cert!, privateKey: key! } }, async (request) => {
+    const server = await serve({ socket: addr, tls: { cert: cert!, privateKey: key! }, limits: LIMITS }, async (request) => {
       if (request.method === 'POST') return new Response(String(await countUpload(request.body!)))
       const size = responseSize(new URL(request.url).pathname)
       // Bytes for a one-chunk body, as a handler would; a stream for longer ones.
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     process.once('SIGTERM', () => void server.close())
     return
   }
-  const [listener] = await listen([addr], ConnectionParams.newServer({ tls: { cert: cert!, privateKey: key! } }))
+  const [listener] = await listen([addr], ConnectionParams.newServer({ tls: { cert: cert!, privateKey: key! }, limits: LIMITS }))
   console.log(`listening ${listener!.localAddress}`)
   process.once('SIGTERM', () => void listener!.close())
   for await (const controller of listener!.startH3()) void serveConnection(controller)

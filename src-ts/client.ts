@@ -412,7 +412,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   }
 
   protected override onClosed(info: CloseInfo): void {
-    const why = info.reason ? `: ${info.reason}` : ''
+    const why = closeCause(info)
     // Requests still waiting for a stream were never sent.
     const unsent = new RequestRefusedError(`the connection closed before the request was sent${why}`)
     for (const pending of this.#byRequest.values()) pending.reject(unsent)
@@ -422,4 +422,13 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
     this.#helperStreams.clear()
     this.#byStream.clear()
   }
+}
+
+/** Why a connection closed, for the errors of the requests it took down. */
+function closeCause(info: CloseInfo): string {
+  if (info.reason) return `: ${info.reason}`
+  // A server at its ConnectionLimits refuses this way.
+  if (info.peerTransportCode === 0x2) return ': the server refused the connection (CONNECTION_REFUSED, 0x2): it is at its connection limit'
+  if (info.peerTransportCode !== undefined) return `: the server closed it with transport error 0x${info.peerTransportCode.toString(16)}`
+  return ''
 }

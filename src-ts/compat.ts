@@ -8,7 +8,7 @@ import { drain, sendGoaway } from './drain.js'
 import { TokioQuicheError, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
 import { HOP_BY_HOP, type Header, type InboundFrameStream, type OutboundFrameSender, RESOLVED } from './frames.js'
-import { ConnectionParams, type ServerTlsOptions } from './params.js'
+import { type ConnectionLimits, ConnectionParams, type ServerTlsOptions } from './params.js'
 import { type QuicListener, type ServerH3Controller, listen } from './server.js'
 import type { Http3SettingsInit, QuicSettings } from './settings.js'
 
@@ -20,6 +20,8 @@ export interface CreateServerOptions {
   tls: ServerTlsOptions
   /** QUIC transport settings (idle timeout, flow-control windows, ...). */
   settings?: QuicSettings
+  /** Caps on connections at once, in all and per source; see {@link ConnectionLimits}. */
+  limits?: ConnectionLimits
   /** HTTP/3 SETTINGS the server sends. */
   http3?: Http3SettingsInit
 }
@@ -448,7 +450,7 @@ function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
 
 const EMPTY = new Uint8Array(0)
 
-const SERVER_KEYS = new Set(['tls', 'settings', 'http3'])
+const SERVER_KEYS = new Set(['tls', 'settings', 'limits', 'http3'])
 
 /**
  * `http2.Http2SecureServer` for HTTP/3: emits `'request'` with
@@ -466,11 +468,15 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
 
   constructor(options: CreateServerOptions, handler?: RequestListener) {
     super()
-    if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected { tls, settings?, http3? }')
+    if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected { tls, settings?, limits?, http3? }')
     for (const key of Object.keys(options)) if (!SERVER_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
     this.#options = options
     // Validates tls and settings now, so bad options throw here.
-    this.#params = ConnectionParams.newServer({ tls: options.tls, ...(options.settings ? { settings: options.settings } : {}) })
+    this.#params = ConnectionParams.newServer({
+      tls: options.tls,
+      ...(options.settings ? { settings: options.settings } : {}),
+      ...(options.limits !== undefined ? { limits: options.limits } : {}),
+    })
     if (handler !== undefined) {
       if (typeof handler !== 'function') throw invalidArg('handler', 'expected a function (req, res) => void')
       this.on('request', handler)

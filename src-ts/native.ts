@@ -7,6 +7,7 @@ export type {
   NativeBodyReader,
   NativeBodyWriter,
   NativeConnectOptions,
+  NativeConnectionLimits,
   NativeConnectionStats,
   NativeDatagramFlow,
   NativeH3Controller,

@@ -1,4 +1,4 @@
-import type { NativeQuicSettings, NativeServerTls } from './native.js'
+import type { NativeConnectionLimits, NativeQuicSettings, NativeServerTls } from './native.js'
 import { invalidArg } from './errors.js'
 import { type QuicSettings, checkAlpn, quicSettingsToNative } from './settings.js'
 
@@ -42,6 +42,48 @@ export interface ServerParamsInit {
    */
   alpn?: string[]
   settings?: QuicSettings
+  /** Caps on the connections the server holds; see {@link ConnectionLimits}. */
+  limits?: ConnectionLimits
+}
+
+/**
+ * Caps on the connections a server holds at once (tokio-quiche has none).
+ * A connection over a cap is refused right after its handshake with
+ * CONNECTION_REFUSED (0x2) and a reason, so the client learns at once; it is
+ * counted after address validation (Retry), so a spoofed source address
+ * cannot use up another's share. The caps cover every socket of one
+ * `listen()` call; `Infinity` lifts one.
+ */
+export interface ConnectionLimits {
+  /** At most this many connections. Default 10,000 (about 0.8 GB of idle connections). */
+  maxConnections?: number
+  /**
+   * At most this many from one source: one IPv4 address, or one IPv6 /64
+   * (the block a single host usually holds). Default 1,000: room for a large
+   * NAT, far short of one peer taking the whole server.
+   */
+  maxConnectionsPerSource?: number
+}
+
+const LIMIT_KEYS = ['maxConnections', 'maxConnectionsPerSource'] as const
+
+/** Validates `limits` into the binding's shape. */
+export function connectionLimitsToNative(limits: ConnectionLimits | undefined, field = 'limits'): NativeConnectionLimits {
+  if (limits === undefined) return {}
+  if (limits === null || typeof limits !== 'object') throw invalidArg(field, 'expected { maxConnections?, maxConnectionsPerSource? }')
+  const out: NativeConnectionLimits = {}
+  for (const key of Object.keys(limits)) {
+    if (!(LIMIT_KEYS as readonly string[]).includes(key)) throw invalidArg(`${field}.${key}`, 'is not a known limit')
+  }
+  for (const key of LIMIT_KEYS) {
+    const value = limits[key]
+    if (value === undefined) continue
+    if (typeof value !== 'number' || !(value === Infinity || (Number.isInteger(value) && value >= 1))) {
+      throw invalidArg(`${field}.${key}`, `expected a positive integer or Infinity, got ${String(value)}`)
+    }
+    out[key] = value
+  }
+  return out
 }
 
 function identity(paths: TlsCertificatePaths, field: string): { certPath: string; keyPath: string } {
@@ -84,18 +126,21 @@ export class ConnectionParams {
   readonly settings: NativeQuicSettings
   /** @internal */
   readonly tls: NativeServerTls
+  /** @internal */
+  readonly limits: NativeConnectionLimits
 
-  private constructor(tls: NativeServerTls, settings: NativeQuicSettings) {
+  private constructor(tls: NativeServerTls, settings: NativeQuicSettings, limits: NativeConnectionLimits) {
     this.tls = tls
     this.settings = settings
+    this.limits = limits
   }
 
   /** `ConnectionParams::new_server`: validated now; the files are read by `listen()`. */
   static newServer(init: ServerParamsInit): ConnectionParams {
-    if (init === null || typeof init !== 'object') throw invalidArg('params', 'expected { tls, alpn?, settings? }')
+    if (init === null || typeof init !== 'object') throw invalidArg('params', 'expected { tls, alpn?, settings?, limits? }')
     const { alpn } = init
     if (alpn !== undefined && init.settings?.alpn !== undefined) throw invalidArg('alpn', 'give alpn or settings.alpn, not both')
     const settings = alpn === undefined ? init.settings : { ...init.settings, alpn: checkAlpn(alpn, 'alpn') }
-    return new ConnectionParams(serverTlsToNative(init.tls), quicSettingsToNative(settings))
+    return new ConnectionParams(serverTlsToNative(init.tls), quicSettingsToNative(settings), connectionLimitsToNative(init.limits))
   }
 }

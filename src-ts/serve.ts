@@ -3,7 +3,7 @@ import { drain, sendGoaway } from './drain.js'
 import { checkSignal, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
 import { HOP_BY_HOP, type Header, type OutboundFrameSender } from './frames.js'
-import { ConnectionParams, type ServerTlsOptions } from './params.js'
+import { type ConnectionLimits, ConnectionParams, type ServerTlsOptions } from './params.js'
 import { type ListenSocket, type QuicListener, type ServerH3Controller, listen } from './server.js'
 import type { Http3SettingsInit, QuicSettings } from './settings.js'
 import { bodyInMemory, toRequest } from './web.js'
@@ -25,6 +25,8 @@ export interface ServeOptions {
   socket?: ListenSocket
   tls: ServerTlsOptions
   settings?: QuicSettings
+  /** Caps on connections at once, in all and per source; see {@link ConnectionLimits}. */
+  limits?: ConnectionLimits
   http3?: Http3SettingsInit
   /** Aborting it closes the server. */
   signal?: AbortSignal
@@ -32,7 +34,7 @@ export interface ServeOptions {
   onError?: (error: unknown, request: Request) => void
 }
 
-const SERVE_KEYS = new Set(['socket', 'tls', 'settings', 'http3', 'signal', 'onError'])
+const SERVE_KEYS = new Set(['socket', 'tls', 'settings', 'limits', 'http3', 'signal', 'onError'])
 
 /**
  * `@hono/node-server`'s `serve()` options: the handler in `fetch` (Hono's
@@ -151,7 +153,11 @@ async function serveHandler(options: ServeOptions, handler: FetchHandler): Promi
   for (const key of Object.keys(options)) if (!SERVE_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
   if (options.onError !== undefined && typeof options.onError !== 'function') throw invalidArg('options.onError', 'expected a function')
   checkSignal('options.signal', options.signal)
-  const params = ConnectionParams.newServer({ tls: options.tls, ...(options.settings ? { settings: options.settings } : {}) })
+  const params = ConnectionParams.newServer({
+    tls: options.tls,
+    ...(options.settings ? { settings: options.settings } : {}),
+    ...(options.limits !== undefined ? { limits: options.limits } : {}),
+  })
   const [listener] = (await listen([options.socket ?? { host: '0.0.0.0', port: 443 }], params)) as [QuicListener]
   const onError = options.onError ?? ((err: unknown) => console.error('tokio-quiche serve(): handler failed:', err))
 

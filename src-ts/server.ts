@@ -47,7 +47,7 @@ export async function listen(sockets: readonly ListenSocket[], params: Connectio
   if (!Array.isArray(sockets) || sockets.length === 0) throw invalidArg('sockets', 'expected a non-empty array')
   if (!(params instanceof ConnectionParams)) throw invalidArg('params', 'expected ConnectionParams.newServer(...)')
   const listeners = await awaitNative(
-    native.listen(sockets.map(listenSocket), { tls: params.tls, settings: params.settings }),
+    native.listen(sockets.map(listenSocket), { tls: params.tls, settings: params.settings, limits: params.limits }),
   )
   return listeners.map((l) => new QuicListener(l))
 }
@@ -80,6 +80,16 @@ export class QuicListener implements AsyncIterable<InitialQuicConnection>, Async
 
   get port(): number {
     return Number(this.localAddress.slice(this.localAddress.lastIndexOf(':') + 1))
+  }
+
+  /** Connections running now that count against the `listen()` call's {@link ConnectionLimits} (all its sockets). */
+  get connectionCount(): number {
+    return this.#native.connectionCount
+  }
+
+  /** Connections those limits have refused since `listen()` (all its sockets). */
+  get refusedConnections(): number {
+    return this.#native.refusedConnections
   }
 
   /**

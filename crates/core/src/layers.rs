@@ -15,7 +15,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
     ],
   ),
   ("channels", &["commands", "offer", "goaway"]),
-  ("drivers", &["raw_driver", "client_driver"]),
+  ("drivers", &["raw_driver", "client_driver", "limits"]),
   ("handles", &["stream", "flow", "requests"]),
   ("events", &["batch", "events"]),
   ("connection", &["controller", "raw"]),

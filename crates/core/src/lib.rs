@@ -20,6 +20,7 @@ mod goaway;
 mod headers;
 #[cfg(test)]
 mod layers;
+mod limits;
 mod logging;
 mod metrics;
 mod offer;

@@ -24,6 +24,7 @@ use crate::controller::{NativeH3Controller, PeerCertSlot};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver, StreamHandles};
 use crate::goaway::{reject, Goaway};
+use crate::limits::{Admitted, ConnectionLimits, NativeConnectionLimits, Permit, Refused};
 use crate::outbox::{self, ConnectionEvents, DeliveriesCallback};
 use crate::raw::raw_pair;
 use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
@@ -34,7 +35,10 @@ use crate::server_tls::{load_identities, server_tls, IdentityStore, NativeServer
 pub struct NativeServerParams {
   pub tls: NativeServerTls,
   pub settings: Option<NativeQuicSettings>,
+  pub limits: Option<NativeConnectionLimits>,
 }
+
+type Connection = InitialQuicConnection<UdpSocket, DefaultMetrics>;
 
 /// One listening socket and its stream of incoming connections.
 #[napi]
@@ -48,6 +52,8 @@ pub struct NativeQuicListener {
   /// Connections JS asked for and has not been handed yet.
   wanted: Arc<Semaphore>,
   delivering: AtomicBool,
+  /// Shared by the listeners of one `listen()` call.
+  limits: Arc<ConnectionLimits>,
 }
 
 /// One socket `listen()` binds.
@@ -83,6 +89,7 @@ pub async fn listen(sockets: Vec<NativeListenSocket>, params: NativeServerParams
 
 async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServerParams) -> Result<Vec<NativeQuicListener>> {
   let tls = server_tls(&params.tls)?;
+  let limits = ConnectionLimits::from_native(params.limits.as_ref())?;
   let mut sockets = Vec::with_capacity(requested.len());
   for (index, socket) in requested.iter().enumerate() {
     sockets.push(bind(socket, index).await?);
@@ -110,6 +117,7 @@ async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServe
       identities: tls.identities.clone(),
       wanted: Arc::new(Semaphore::new(0)),
       delivering: AtomicBool::new(false),
+      limits: limits.clone(),
     })
     .collect())
 }
@@ -125,7 +133,7 @@ impl NativeQuicListener {
     if self.delivering.swap(true, Ordering::AcqRel) {
       return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
     }
-    let (accept, cancel, wanted) = (self.accept.clone(), self.cancel.clone(), self.wanted.clone());
+    let (accept, cancel, wanted, limits) = (self.accept.clone(), self.cancel.clone(), self.wanted.clone(), self.limits.clone());
     napi::bindgen_prelude::spawn(async move {
       loop {
         // Pull from tokio-quiche only for a connection JS asked for.
@@ -133,8 +141,8 @@ impl NativeQuicListener {
           permit = wanted.acquire() => permit.map_or((), |p| p.forget()),
           _ = cancel.cancelled() => break,
         };
-        let Some(conn) = next_connection(&accept, &cancel).await else { break };
-        callback.call(Some(NativeInitialConnection::new(conn)), ThreadsafeFunctionCallMode::NonBlocking);
+        let Some(accepted) = next_connection(&accept, &cancel, &limits).await else { break };
+        callback.call(Some(NativeInitialConnection::new(accepted)), ThreadsafeFunctionCallMode::NonBlocking);
       }
       callback.call(None, ThreadsafeFunctionCallMode::NonBlocking);
     });
@@ -155,9 +163,9 @@ impl NativeQuicListener {
   )]
   pub fn start_h3(&self, settings: Option<NativeHttp3Settings>, callback: DeliveriesCallback) -> Result<()> {
     let settings = settings.unwrap_or_default();
-    self.start_all(callback, move |conn| {
+    self.start_all(callback, move |accepted| {
       let NativeServerDriverPair { driver, controller } = driver_pair(&settings);
-      start_connection(conn, &driver).ok()?;
+      start_connection(accepted, &driver).ok()?;
       Some(controller)
     })
   }
@@ -169,7 +177,7 @@ impl NativeQuicListener {
     ts_args_type = "callback: (deliveries: Array<number | NativeH3Controller | undefined | [nums: Float64Array, refs: unknown[], audit: ExternalObject<'AuditBatch'> | undefined, start: number, end: number]> | null) => void"
   )]
   pub fn start_raw(&self, callback: DeliveriesCallback) -> Result<()> {
-    self.start_all(callback, |conn| Some(start_raw_connection(conn)))
+    self.start_all(callback, |accepted| Some(start_raw_connection(accepted)))
   }
 
   /// Asks for one more connection (see `onConnections`).
@@ -197,6 +205,18 @@ impl NativeQuicListener {
     self.local_addr.to_string()
   }
 
+  /// Connections running now under this listener's `listen()` call's caps.
+  #[napi(getter)]
+  pub fn connection_count(&self) -> u32 {
+    self.limits.connections() as u32
+  }
+
+  /// Connections refused by those caps so far.
+  #[napi(getter)]
+  pub fn refused_connections(&self) -> f64 {
+    self.limits.refused() as f64
+  }
+
   /// Replaces the certificates (default and SNI) for new handshakes on every
   /// socket of this listener's `listen()` call; connections already up keep theirs.
   #[napi(catch_unwind)]
@@ -216,17 +236,17 @@ impl NativeQuicListener {
   /// outbox (see `startH3`). Callable once per listener.
   fn start_all(
     &self, callback: DeliveriesCallback,
-    start: impl Fn(InitialQuicConnection<UdpSocket, DefaultMetrics>) -> Option<NativeH3Controller> + Send + 'static,
+    start: impl Fn((Connection, Permit)) -> Option<NativeH3Controller> + Send + 'static,
   ) -> Result<()> {
     if self.delivering.swap(true, Ordering::AcqRel) {
       return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
     }
-    let (accept, cancel) = (self.accept.clone(), self.cancel.clone());
+    let (accept, cancel, limits) = (self.accept.clone(), self.cancel.clone(), self.limits.clone());
     let outbox = outbox::for_callback(callback);
     napi::bindgen_prelude::spawn(async move {
       let mut id = 0u32;
-      while let Some(conn) = next_connection(&accept, &cancel).await {
-        let Some(controller) = start(conn) else { continue };
+      while let Some(accepted) = next_connection(&accept, &cancel, &limits).await {
+        let Some(controller) = start(accepted) else { continue };
         let Some(start_events) = controller.take_event_starter() else { continue };
         let (outbox, mut announce) = (outbox.clone(), Some(controller));
         start_events(Deliver::Outbox(Box::new(move |batch| {
@@ -264,11 +284,13 @@ async fn wake_listener(addr: SocketAddr, reuse_port: bool) {
 pub type ConnectionCallback =
   ThreadsafeFunction<Option<NativeInitialConnection>, (), Option<NativeInitialConnection>, Status, false>;
 
-/// The next connection that passed address validation; `None` once the
-/// listener is closed.
+/// The next connection that passed address validation and the caps, with
+/// its place under them; `None` once the listener is closed. Connections
+/// over a cap are refused here (see `limits.rs`).
 async fn next_connection(
   accept: &tokio::sync::Mutex<Option<QuicConnectionStream<DefaultMetrics>>>, cancel: &CancellationToken,
-) -> Option<InitialQuicConnection<UdpSocket, DefaultMetrics>> {
+  limits: &Arc<ConnectionLimits>,
+) -> Option<(Connection, Permit)> {
   let mut guard = accept.lock().await;
   loop {
     let next = tokio::select! {
@@ -276,7 +298,12 @@ async fn next_connection(
       _ = cancel.cancelled() => None,
     };
     match next {
-      Some(Ok(conn)) => return Some(conn),
+      Some(Ok(conn)) => match limits.admit(conn.peer_addr().ip()) {
+        Ok(permit) => return Some((conn, permit)),
+        Err(refusal) => {
+          napi::bindgen_prelude::within_runtime_if_available(|| conn.start(Refused(refusal)));
+        },
+      },
       // An Initial that failed to process; the listener itself is fine.
       Some(Err(_)) => continue,
       None => {
@@ -290,17 +317,17 @@ async fn next_connection(
 /// A connection that passed the listener but has not started its handshake.
 #[napi]
 pub struct NativeInitialConnection {
-  conn: Mutex<Option<InitialQuicConnection<UdpSocket, DefaultMetrics>>>,
+  conn: Mutex<Option<(Connection, Permit)>>,
   local_addr: SocketAddr,
   peer_addr: SocketAddr,
 }
 
 impl NativeInitialConnection {
-  fn new(conn: InitialQuicConnection<UdpSocket, DefaultMetrics>) -> Self {
-    Self { local_addr: conn.local_addr(), peer_addr: conn.peer_addr(), conn: Mutex::new(Some(conn)) }
+  fn new(accepted: (Connection, Permit)) -> Self {
+    Self { local_addr: accepted.0.local_addr(), peer_addr: accepted.0.peer_addr(), conn: Mutex::new(Some(accepted)) }
   }
 
-  fn take(&self) -> Result<InitialQuicConnection<UdpSocket, DefaultMetrics>> {
+  fn take(&self) -> Result<(Connection, Permit)> {
     let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
     conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: it was already started or closed"))
   }
@@ -338,25 +365,25 @@ impl NativeInitialConnection {
   }
 }
 
-fn start_connection(conn: InitialQuicConnection<UdpSocket, DefaultMetrics>, driver: &NativeServerH3Driver) -> Result<()> {
+fn start_connection(accepted: (Connection, Permit), driver: &NativeServerH3Driver) -> Result<()> {
   let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
   let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
-  start_app(conn, h3, &driver.slot, driver.peer_cert.clone());
+  start_app(accepted, h3, &driver.slot, driver.peer_cert.clone());
   Ok(())
 }
 
-fn start_raw_connection(conn: InitialQuicConnection<UdpSocket, DefaultMetrics>) -> NativeH3Controller {
+fn start_raw_connection(accepted: (Connection, Permit)) -> NativeH3Controller {
   let (slot, peer_cert): (ConnectionSlot, PeerCertSlot) = Default::default();
   let (driver, controller) = raw_pair(true, slot.clone(), Some(peer_cert.clone()));
-  start_app(conn, driver, &slot, peer_cert);
+  start_app(accepted, driver, &slot, peer_cert);
   controller
 }
 
 fn start_app<A: ApplicationOverQuic>(
-  mut conn: InitialQuicConnection<UdpSocket, DefaultMetrics>, app: A, slot: &ConnectionSlot, peer_cert: PeerCertSlot,
+  (mut conn, permit): (Connection, Permit), app: A, slot: &ConnectionSlot, peer_cert: PeerCertSlot,
 ) {
   record_client_certificate(conn.ssl_mut(), peer_cert);
-  let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(app));
+  let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(Admitted::new(app, permit)));
   let _ = slot.set(started);
 }
 
