@@ -66,6 +66,12 @@ pub struct NativeListenSocket {
   pub reuse_port: bool,
 }
 
+/// The listening socket's receive buffer. Every client's packets queue in
+/// this one buffer while the listener task is busy; Linux's default, 208 KiB
+/// (~170 full-size datagrams), overflows when a few hundred clients connect at
+/// once, and handshakes whose packets it drops can run into their deadline.
+const LISTENER_RECV_BUFFER: usize = 8 << 20;
+
 async fn bind(socket: &NativeListenSocket, index: usize) -> Result<UdpSocket> {
   let field = format!("sockets[{index}].address");
   let addr = resolve(&socket.address, &field).await?;
@@ -75,6 +81,8 @@ async fn bind(socket: &NativeListenSocket, index: usize) -> Result<UdpSocket> {
       raw.set_reuse_port(true)?;
     }
     raw.set_nonblocking(true)?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = raw.set_recv_buffer_size(LISTENER_RECV_BUFFER);
     raw.bind(&addr.into())?;
     UdpSocket::from_std(raw.into())
   })();
