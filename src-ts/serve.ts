@@ -90,9 +90,16 @@ async function writeResponse(send: OutboundFrameSender, response: Response, meth
   const second = reader.read()
   const early = await Promise.race([second, afterMicrotasks()])
   if (early !== PENDING && early.done) return send.respond(headers, first.value)
-  await send.sendHeaders(headers)
-  await send.write(first.value)
-  for (let next = early === PENDING ? await second : early; !next.done; next = await reader.read()) await send.write(next.value)
+  try {
+    await send.sendHeaders(headers)
+    await send.write(first.value)
+    for (let next = early === PENDING ? await second : early; !next.done; next = await reader.read()) await send.write(next.value)
+  } catch (err) {
+    // The peer went away (or the write failed): the body's source stops too,
+    // so a stream over a file or a database cursor gets its cancel().
+    reader.cancel(err).catch(() => {})
+    throw err
+  }
   await send.end()
 }
 
