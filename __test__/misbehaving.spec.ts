@@ -1,20 +1,31 @@
-// Misbehaving clients (issue 18) against serve(): a client that never reads
-// a large response and one that never sends the body it announced. Each:
-// the server's memory stays bounded, the handler sees what happened, and a
-// well-behaved client served at the same time gets its answer (latency in t.log).
+// Misbehaving clients (issue 18) against serve(): our client, and aioquic
+// patched to break the rules (interop/aioquic_hostile.py): a client that never
+// reads a large response, one that never sends the body it announced or is
+// killed mid-body, one that opens streams beyond the limit, and slowloris.
+// Each: the server's memory stays bounded, the handler sees what happened,
+// and a well-behaved client served at the same time gets its answer
+// (latency in t.log).
 import test from 'ava'
-import { connect, serve } from 'tokio-quiche'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { connect, serve, type Http3SettingsInit } from 'tokio-quiche'
 import { latencySummary as summary, servedDuring, sleep, testIdentity } from './helpers.js'
+
+const ROOT = `${__dirname}/..`
+const PYTHON = `${ROOT}/.venv-interop/bin/python`
+const HOSTILE = `${ROOT}/interop/aioquic_hostile.py`
 
 const CHUNK = new Uint8Array(64 * 1024).fill(0x5a)
 const MiB = 2 ** 20
 
-async function start(settings: { maxIdleTimeoutMs?: number } = {}) {
+async function start(settings: { maxIdleTimeoutMs?: number } = {}, http3: Http3SettingsInit = {}) {
   const identity = await testIdentity()
-  const state = { generated: 0, cancelled: false, upload: undefined as undefined | string }
+  const state = { requests: 0, generated: 0, cancelled: false, uploadStarted: false, upload: undefined as undefined | string }
   const server = await serve(
-    { socket: { host: '127.0.0.1', port: 0 }, tls: { cert: identity.certPath, privateKey: identity.keyPath }, settings },
+    { socket: { host: '127.0.0.1', port: 0 }, tls: { cert: identity.certPath, privateKey: identity.keyPath }, settings, http3 },
     async (request) => {
+      state.requests++
       const path = new URL(request.url).pathname
       if (path === '/endless') {
         return new Response(
@@ -30,6 +41,7 @@ async function start(settings: { maxIdleTimeoutMs?: number } = {}) {
         )
       }
       if (path === '/upload') {
+        state.uploadStarted = true
         try {
           state.upload = `read ${(await request.arrayBuffer()).byteLength} bytes`
         } catch (err) {
@@ -41,6 +53,18 @@ async function start(settings: { maxIdleTimeoutMs?: number } = {}) {
     },
   )
   return { server, identity, state, address: server.address }
+}
+
+/** Starts `aioquic_hostile.py CASE` against `port`; `result` is its JSON line, `line` any line it prints. */
+function hostile(port: number, ca: string, testCase: string, args: string[] = []) {
+  const child = spawn(PYTHON, [HOSTILE, testCase, '--port', String(port), '--ca', ca, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: child.stdout! })
+  const exited = once(child, 'exit')
+  return {
+    child,
+    exited,
+    line: () => once(lines, 'line').then(([line]) => JSON.parse(line as string) as Record<string, unknown>),
+  }
 }
 
 test('a client that never reads an endless response: the server writer stalls (bytes produced and RSS bounded), and stops when the client goes', async (t) => {
@@ -93,4 +117,90 @@ test('a client that never sends the body it announced: the handler gets an error
   t.true(latencies.length > 0)
   t.true((await pending) instanceof Error, "the silent client's request fails too")
   await silent.close()
+})
+
+const STREAM_LIMIT_ERROR = 0x4
+const H3_NO_ERROR = 0x100
+
+test('aioquic opening 150 streams past the limit of 100: the server closes that connection with STREAM_LIMIT_ERROR, others are served', async (t) => {
+  const { server, identity, address } = await start()
+  t.teardown(() => server.close())
+  let result: Record<string, unknown> = {}
+  const latencies = await servedDuring({ address, identity }, async () => {
+    const peer = hostile(server.port, identity.certPath, 'streams-beyond-limit', ['--count', '150'])
+    result = await peer.line()
+    await peer.exited
+  })
+  t.log(`aioquic: ${JSON.stringify(result)}; well-behaved client: ${summary(latencies)}`)
+  t.like(result, { close_code: STREAM_LIMIT_ERROR })
+  t.true((result.answered as number) < 150, 'not every stream was served')
+  t.true(latencies.length > 0)
+})
+
+test('slowloris from aioquic (100 streams whose HEADERS never end, a byte every 200 ms): the app never sees them, others are served; postAcceptTimeoutMs closes such a connection', async (t) => {
+  const { server, identity, state, address } = await start()
+  t.teardown(() => server.close())
+  let held: Record<string, unknown> = {}
+  const latencies = await servedDuring({ address, identity }, async () => {
+    const peer = hostile(server.port, identity.certPath, 'slowloris', ['--count', '100', '--seconds', '3'])
+    held = await peer.line()
+    await peer.exited
+  })
+  t.log(`default server: ${JSON.stringify(held)}; well-behaved client: ${summary(latencies)}`)
+  // Nothing in tokio-quiche bounds the time to finish a request's headers: the connection stays.
+  t.like(held, { close_code: null })
+  t.true((held.bytes_sent as number) > 100 * 8, 'the dribble went on for the whole run')
+  t.is(state.requests, latencies.length, 'the app saw only the well-behaved requests')
+
+  const guarded = await start({}, { postAcceptTimeoutMs: 1000 })
+  t.teardown(() => guarded.server.close())
+  const peer = hostile(guarded.server.port, guarded.identity.certPath, 'slowloris', ['--count', '100', '--seconds', '5'])
+  const closed = await peer.line()
+  t.log(`postAcceptTimeoutMs 1000: ${JSON.stringify(closed)}`)
+  t.like(closed, { close_code: H3_NO_ERROR })
+  t.true((closed.closed_after_ms as number) < 3000, `closed after ${closed.closed_after_ms} ms`)
+  t.is(guarded.state.requests, 0)
+})
+
+test('aioquic killed (SIGKILL) mid-upload: the handler gets an error at the idle timeout, others are served', async (t) => {
+  const { server, identity, state, address } = await start({ maxIdleTimeoutMs: 1000 })
+  t.teardown(() => server.close())
+  const peer = hostile(server.port, identity.certPath, 'hang-mid-body', ['--post-bytes', '100000'])
+  t.teardown(() => peer.child.kill('SIGKILL'))
+  t.deepEqual(await peer.line(), { event: 'sent' })
+  for (let i = 0; i < 300 && !state.uploadStarted; i++) await sleep(10)
+  t.true(state.uploadStarted, 'the handler started reading the body')
+  peer.child.kill('SIGKILL')
+  const killedAt = Date.now()
+  const latencies = await servedDuring({ address, identity }, async () => {
+    for (let i = 0; i < 500 && state.upload === undefined; i++) await sleep(10)
+  })
+  const ms = Date.now() - killedAt
+  t.log(`handler: ${state.upload} ${ms} ms after the kill; well-behaved client: ${summary(latencies)}`)
+  t.regex(state.upload ?? 'still waiting after 5 s', /^rejected: .*closed before the body ended/)
+  t.true(ms < 4000, `the handler waited ${ms} ms (idle timeout 1 s)`)
+  t.true(latencies.length > 0)
+})
+
+test('aioquic that grants no flow-control credit on an endless response: the server writer stalls, and stops when it goes', async (t) => {
+  const { server, identity, state, address } = await start()
+  t.teardown(() => server.close())
+  const peer = hostile(server.port, identity.certPath, 'never-read', ['--seconds', '3'])
+  let atOneSecond = 0
+  let result: Record<string, unknown> = {}
+  const latencies = await servedDuring({ address, identity }, async () => {
+    await sleep(1500)
+    atOneSecond = state.generated
+    result = await peer.line()
+  })
+  const stalledAt = state.generated
+  t.log(`aioquic: ${JSON.stringify(result)}; produced ${(stalledAt / MiB).toFixed(1)} MiB (${(atOneSecond / MiB).toFixed(1)} MiB after 1.5 s); well-behaved client: ${summary(latencies)}`)
+  t.like(result, { status: 200 })
+  // aioquic's initial windows are 1 MiB: it cannot have received more.
+  t.true((result.received as number) <= MiB, `aioquic received ${result.received} bytes`)
+  t.true(stalledAt < 16 * MiB, `${stalledAt} bytes produced`)
+  t.true(stalledAt - atOneSecond <= 2 * CHUNK.length, 'nothing more produced once stalled')
+  await peer.exited
+  for (let i = 0; i < 300 && !state.cancelled; i++) await sleep(10)
+  t.true(state.cancelled, "the response body's stream is cancelled once aioquic went")
 })
