@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect } from 'tokio-quiche'
 import { startServer } from './helpers.js'
 
 const CLI = join(__dirname, '..', 'dist', 'cli', 'index.js')
@@ -35,8 +36,8 @@ interface Served {
 }
 
 /** `tokio-quiche serve dir` on a free port, once it says where it listens. */
-async function serveDir(dir: string): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, 'serve', dir, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] })
+async function serveDir(dir: string, flags: string[] = []): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, 'serve', dir, '--port', '0', ...flags], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   await new Promise<void>((resolve, reject) => {
     child.stderr!.on('data', (chunk: Buffer) => {
@@ -199,4 +200,23 @@ test('SIGINT lets a download in progress finish before serve exits', async (t) =
   t.is(hash(Buffer.concat(chunks)), hash(big))
   const [serveCode] = served.child.exitCode === null ? await once(served.child, 'exit') : [served.child.exitCode]
   t.is(serveCode, 0)
+})
+
+test('serve --max-connections-per-source 1 refuses a second connection with CONNECTION_REFUSED; bad counts exit 2', async (t) => {
+  const { dir } = await fixture()
+  const served = await serveDir(dir, ['--max-connections-per-source', '1', '--max-connections', 'unlimited'])
+  t.teardown(() => served.child.kill('SIGKILL'))
+  const options = { serverName: 'localhost', ca: await readFile(served.certPath, 'utf8') }
+  const address = new URL(served.url).host
+  const first = await connect(address, options)
+  t.teardown(() => first.close())
+  t.is(await (await first.request({ path: '/index.html' })).body.text(), '<h1>home</h1>\n')
+  const second = await connect(address, options)
+  t.teardown(() => second.close())
+  await t.throwsAsync(second.request({ path: '/index.html' }).then((r) => r.body.text()), { message: /CONNECTION_REFUSED/ })
+  for (const [flag, value] of [['--max-connections', '0'], ['--max-connections-per-source', '1.5'], ['--max-connections', 'lots']]) {
+    const run = await cli(['serve', dir, '--port', '0', flag!, value!])
+    t.is(run.code, 2, `${flag} ${value}: ${run.stderr}`)
+    t.regex(run.stderr, new RegExp(`${flag}: expected`))
+  }
 })

@@ -16,6 +16,7 @@ import { staticFiles } from './static.js'
 
 const USAGE = `usage:
   tokio-quiche serve [dir] [--port N] [--host H] [--cert FILE --key FILE]
+                     [--max-connections N] [--max-connections-per-source N]
   tokio-quiche get <url> [-i] [-o FILE] [-X METHOD] [-d DATA|@FILE] [--data-binary DATA|@FILE]
                    [-H 'name: value']... [--ca FILE] [--insecure] [--timeout SECONDS] [--fail] [-v]
                    [--progress|--no-progress]
@@ -48,18 +49,33 @@ function number(value: unknown, flag: string, min: number, max: number): number 
   return n
 }
 
+/** A whole number of connections, 1 or more, or `unlimited`. */
+function count(value: unknown, flag: string): number | undefined {
+  if (value === 'unlimited') return Infinity
+  const n = number(value, flag, 1, Number.MAX_SAFE_INTEGER)
+  if (n !== undefined && !Number.isInteger(n)) throw new CliError(EXIT.usage, `${flag}: expected a whole number or unlimited, got ${String(value)}`)
+  return n
+}
+
 async function serveCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     port: { type: 'string', short: 'p' },
     host: { type: 'string' },
     cert: { type: 'string' },
     key: { type: 'string' },
+    'max-connections': { type: 'string' },
+    'max-connections-per-source': { type: 'string' },
   })
   if (positionals.length > 1) throw new CliError(EXIT.usage, `serve takes one directory, got ${positionals.length}\n${USAGE}`)
   if ((values.cert === undefined) !== (values.key === undefined)) throw new CliError(EXIT.usage, '--cert and --key go together')
   const dir = positionals[0] ?? '.'
   const port = number(values.port, '--port', 0, 65535) ?? 4433
   const host = (values.host as string | undefined) ?? '127.0.0.1'
+  // Unset flags keep serve()'s defaults (10,000 and 1,000).
+  const limits = {
+    maxConnections: count(values['max-connections'], '--max-connections'),
+    maxConnectionsPerSource: count(values['max-connections-per-source'], '--max-connections-per-source'),
+  }
   let tls = { cert: values.cert as string, privateKey: values.key as string }
   let certPem: string
   // The generated pair is only good for this run: removed on the way out so private keys do not pile up in tmp.
@@ -75,7 +91,7 @@ async function serveCommand(args: string[]): Promise<number> {
   }
   try {
     process.stderr.write(`certificate SPKI pin (sha256, base64): ${spkiPin(certPem)}\n`)
-    const server = await serve({ socket: { host, port }, tls, onError: (err) => process.stderr.write(`error: ${String(err)}\n`) }, staticFiles(dir))
+    const server = await serve({ socket: { host, port }, tls, limits, onError: (err) => process.stderr.write(`error: ${String(err)}\n`) }, staticFiles(dir))
     process.stderr.write(`serving ${dir} over HTTP/3 on https://${server.address}/ (Ctrl-C stops)\n`)
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals) => {
