@@ -22,6 +22,10 @@ export declare class NativeBodyReader {
   /**
    * The next body bytes; `null` once the stream ended without FIN or reset
    * (connection closed, or this reader was closed).
+   *
+   * The read owns clones of what it uses rather than borrowing `self`: when
+   * a worker thread is terminated, its env frees this object while a read
+   * may still be pending on the runtime.
    */
   read(): Promise<NativeInboundChunk | null>
   /**
@@ -87,7 +91,8 @@ export declare class NativeDatagramFlow {
   shutdown(streamId: number): Promise<boolean> | null
   /**
    * The next datagrams (up to 64 already queued), or `null` once the flow
-   * ended (its stream closed, the connection closed, or `close()`).
+   * ended (its stream closed, the connection closed, or `close()`). Owns
+   * clones, not `self`, like `NativeBodyReader::read`.
    */
   read(): Promise<Array<Buffer> | null>
   /** Stops receiving; later datagrams on this flow are dropped. */
@@ -131,6 +136,11 @@ export declare class NativeH3Controller {
   /**
    * Live counters from the connection (`QuicCommand::ConnectionStats`), or
    * the final ones once it has ended.
+   *
+   * This and the other promise-returning methods ask on the JS thread and
+   * hand the runtime a future that owns what it awaits, never `&self`: when
+   * a worker thread is terminated, its env frees this object while the
+   * future may still be pending.
    */
   stats(): Promise<NativeConnectionStats>
   /**

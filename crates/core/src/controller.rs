@@ -84,15 +84,16 @@ impl NativeH3Controller {
 
   /// Runs `f` on the quiche connection inside the driver
   /// (`QuicCommand::Custom`); `None` once the driver is gone.
-  async fn with_connection<T: Send + 'static>(&self, f: impl FnOnce(&mut QuicheConnection) -> T + Send + 'static) -> Option<T> {
+  /// Runs `f` on the connection; the future owns what it needs (see `stats`).
+  fn with_connection<T: Send + 'static>(
+    &self, f: impl FnOnce(&mut QuicheConnection) -> T + Send + 'static,
+  ) -> impl std::future::Future<Output = Option<T>> + Send + 'static {
     let (tx, rx) = oneshot::channel();
     let cmd = QuicCommand::Custom(Box::new(move |qconn| {
       let _ = tx.send(f(qconn));
     }));
-    if !self.commands.send(H3Command::QuicCmd(cmd)) {
-      return None;
-    }
-    rx.await.ok()
+    let sent = self.commands.send(H3Command::QuicCmd(cmd));
+    async move { if sent { rx.await.ok() } else { None } }
   }
 
   fn command(&self, cmd: H3Command) -> Result<()> {
@@ -216,34 +217,47 @@ impl NativeH3Controller {
 
   /// Live counters from the connection (`QuicCommand::ConnectionStats`), or
   /// the final ones once it has ended.
-  #[napi]
-  pub async fn stats(&self) -> napi::Result<NativeConnectionStats> {
-    let conn = self.slot.get().ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection has not started")))?;
+  ///
+  /// This and the other promise-returning methods ask on the JS thread and
+  /// hand the runtime a future that owns what it awaits, never `&self`: when
+  /// a worker thread is terminated, its env frees this object while the
+  /// future may still be pending.
+  #[napi(catch_unwind, ts_return_type = "Promise<NativeConnectionStats>")]
+  pub fn stats<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, NativeConnectionStats>> {
+    let slot = self.slot.clone();
     let (tx, rx) = oneshot::channel();
     let asked = self.commands.send(H3Command::QuicCmd(QuicCommand::ConnectionStats(Box::new(move |s| {
       let _ = tx.send(s);
     }))));
-    match if asked { rx.await.ok() } else { None } {
-      Some(live) => Ok(connection_stats(&live)),
-      // The driver is gone: tokio-quiche refreshed these at close.
-      None => Ok(connection_stats(&conn.stats().lock().unwrap_or_else(|p| p.into_inner()))),
-    }
+    let stats = async move {
+      let conn = slot.get().ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection has not started")))?;
+      match if asked { rx.await.ok() } else { None } {
+        Some(live) => Ok(connection_stats(&live)),
+        // The driver is gone: tokio-quiche refreshed these at close.
+        None => Ok(connection_stats(&conn.stats().lock().unwrap_or_else(|p| p.into_inner()))),
+      }
+    };
+    env.spawn_future(stats).map_err(napi_failure)
   }
 
   /// The TLS session to resume later (quiche's encoding, with the peer's
   /// transport parameters); `null` until the server sent a ticket.
-  #[napi]
-  pub async fn session(&self) -> napi::Result<Option<Buffer>> {
-    let session = self.with_connection(|qconn| qconn.session().map(<[u8]>::to_vec)).await;
-    let session = session.ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection is closed")))?;
-    Ok(session.map(Buffer::from))
+  #[napi(catch_unwind, ts_return_type = "Promise<Buffer | null>")]
+  pub fn session<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<Buffer>>> {
+    let session = self.with_connection(|qconn| qconn.session().map(<[u8]>::to_vec));
+    let session = async move {
+      let session = session.await.ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection is closed")))?;
+      Ok(session.map(Buffer::from))
+    };
+    env.spawn_future(session).map_err(napi_failure)
   }
 
   /// Whether the handshake resumed an earlier session.
-  #[napi]
-  pub async fn is_resumed(&self) -> napi::Result<bool> {
-    let resumed = self.with_connection(|qconn| qconn.is_resumed()).await;
-    resumed.ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection is closed")))
+  #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+  pub fn is_resumed<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, bool>> {
+    let resumed = self.with_connection(|qconn| qconn.is_resumed());
+    let resumed = async move { resumed.await.ok_or_else(|| for_promise(js_error(ErrorCode::Closed, "the connection is closed"))) };
+    env.spawn_future(resumed).map_err(napi_failure)
   }
 
   /// Raw QUIC: opens a stream, once the peer's stream limit allows (the

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::crossings::{self, Settles};
 use crate::raw_driver::DATAGRAM_SIZE_UNKNOWN;
-use crate::errors::{js_error, ErrorCode, Result};
+use crate::errors::{js_error, napi_failure, ErrorCode, Result};
 use crate::offer::{offer, Offer};
 
 /// tokio-quiche prepends the flow id (a QUIC varint, at most 8 bytes) in place.
@@ -35,7 +35,7 @@ pub const MAX_DATAGRAM_PAYLOAD: usize = 65_536 - HEADROOM;
 pub struct NativeDatagramFlow {
   flow_id: u64,
   sender: Mutex<Option<Sender<OutboundFrame>>>,
-  rx: tokio::sync::Mutex<Option<InboundFrameStream>>,
+  rx: Arc<tokio::sync::Mutex<Option<InboundFrameStream>>>,
   cancel: CancellationToken,
   /// A raw QUIC connection's datagrams: the payload the peer and path take
   /// now (0: none), which the driver keeps current; H3 flows have a fixed one.
@@ -47,7 +47,7 @@ impl NativeDatagramFlow {
     Self {
       flow_id,
       sender: Mutex::new(send.get_ref().cloned()),
-      rx: tokio::sync::Mutex::new(Some(recv)),
+      rx: Arc::new(tokio::sync::Mutex::new(Some(recv))),
       cancel: CancellationToken::new(),
       limit: None,
     }
@@ -120,32 +120,12 @@ impl NativeDatagramFlow {
   }
 
   /// The next datagrams (up to 64 already queued), or `null` once the flow
-  /// ended (its stream closed, the connection closed, or `close()`).
-  #[napi]
-  pub async fn read(&self) -> napi::Result<Option<Vec<Buffer>>> {
+  /// ended (its stream closed, the connection closed, or `close()`). Owns
+  /// clones, not `self`, like `NativeBodyReader::read`.
+  #[napi(catch_unwind, ts_return_type = "Promise<Array<Buffer> | null>")]
+  pub fn read<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<Vec<Buffer>>>> {
     crossings::into_rust();
-    let _settles = Settles;
-    let mut guard = self.rx.lock().await;
-    let Some(rx) = guard.as_mut() else {
-      return Ok(None);
-    };
-    let first = tokio::select! {
-      frame = rx.recv() => frame,
-      _ = self.cancel.cancelled() => None,
-    };
-    let Some(first) = first else {
-      guard.take();
-      return Ok(None);
-    };
-    let mut batch = Vec::new();
-    let mut next = Some(first);
-    while let Some(frame) = next {
-      if let InboundFrame::Datagram(dgram) = frame {
-        batch.push(to_buffer(dgram));
-      }
-      next = if batch.len() < MAX_READ_BATCH { rx.try_recv().ok() } else { None };
-    }
-    Ok(Some(batch))
+    env.spawn_future(read_datagrams(self.rx.clone(), self.cancel.clone())).map_err(napi_failure)
   }
 
   /// Stops receiving; later datagrams on this flow are dropped.
@@ -156,4 +136,30 @@ impl NativeDatagramFlow {
       guard.take();
     }
   }
+}
+
+/// One `NativeDatagramFlow::read()`.
+async fn read_datagrams(rx: Arc<tokio::sync::Mutex<Option<InboundFrameStream>>>, cancel: CancellationToken) -> napi::Result<Option<Vec<Buffer>>> {
+  let _settles = Settles;
+  let mut guard = rx.lock().await;
+  let Some(rx) = guard.as_mut() else {
+    return Ok(None);
+  };
+  let first = tokio::select! {
+    frame = rx.recv() => frame,
+    _ = cancel.cancelled() => None,
+  };
+  let Some(first) = first else {
+    guard.take();
+    return Ok(None);
+  };
+  let mut batch = Vec::new();
+  let mut next = Some(first);
+  while let Some(frame) = next {
+    if let InboundFrame::Datagram(dgram) = frame {
+      batch.push(to_buffer(dgram));
+    }
+    next = if batch.len() < MAX_READ_BATCH { rx.try_recv().ok() } else { None };
+  }
+  Ok(Some(batch))
 }

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::Commands;
 use crate::crossings::{self, Settles};
-use crate::errors::{js_error, ErrorCode, Result};
+use crate::errors::{js_error, napi_failure, ErrorCode, Result};
 use crate::headers::{headers_from_flat, HeaderBlock};
 use crate::offer::{offer, Doorbell, Offer};
 use crate::raw_driver::RawStreamEnds;
@@ -362,6 +362,39 @@ impl NativeBodyReader {
   }
 }
 
+/// One `NativeBodyReader::read()`.
+async fn read_chunk(
+  rx: Arc<tokio::sync::Mutex<Option<InboundFrameStream>>>, cancel: CancellationToken, stats: Arc<H3AuditStats>,
+) -> napi::Result<Option<NativeInboundChunk>> {
+  let _settles = Settles;
+  let mut guard = rx.lock().await;
+  let Some(rx) = guard.as_mut() else {
+    return Ok(None);
+  };
+  if let Some((data, fin)) = read_batch(rx, &cancel, MAX_READ_BYTES).await {
+    if fin {
+      guard.take();
+    }
+    return Ok(Some(NativeInboundChunk { data: BodyBytes(data), fin, reset_code: None, stop_code: None }));
+  }
+  guard.take();
+  if cancel.is_cancelled() {
+    return Ok(None);
+  }
+  // The channel ended without a FIN frame: the audit stats say why.
+  let code = |c: i64| (c >= 0).then_some(c);
+  let reset_code = code(stats.recvd_reset_stream_error_code());
+  let stop_code = code(stats.sent_stop_sending_error_code());
+  // `Implicit` is what the driver records for streams open when it shuts down.
+  let fin = matches!(stats.recvd_stream_fin(), tokio_quiche::datagram_socket::StreamClosureKind::Explicit);
+  Ok((reset_code.is_some() || stop_code.is_some() || fin).then(|| NativeInboundChunk {
+    data: BodyBytes(Vec::new()),
+    fin: fin && reset_code.is_none() && stop_code.is_none(),
+    reset_code,
+    stop_code,
+  }))
+}
+
 /// Takes the body bytes already queued behind a message's HEADERS, up to
 /// about [`COPY_UP_TO`]: the whole body when they end with FIN (then JS
 /// needs no reader object and no read crossing), else a first chunk for JS
@@ -413,36 +446,15 @@ impl NativeBodyReader {
 
   /// The next body bytes; `null` once the stream ended without FIN or reset
   /// (connection closed, or this reader was closed).
-  #[napi]
-  pub async fn read(&self) -> napi::Result<Option<NativeInboundChunk>> {
+  ///
+  /// The read owns clones of what it uses rather than borrowing `self`: when
+  /// a worker thread is terminated, its env frees this object while a read
+  /// may still be pending on the runtime.
+  #[napi(catch_unwind, ts_return_type = "Promise<NativeInboundChunk | null>")]
+  pub fn read<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<NativeInboundChunk>>> {
     crossings::into_rust();
-    let _settles = Settles;
-    let mut guard = self.rx.lock().await;
-    let Some(rx) = guard.as_mut() else {
-      return Ok(None);
-    };
-    if let Some((data, fin)) = read_batch(rx, &self.cancel, MAX_READ_BYTES).await {
-      if fin {
-        guard.take();
-      }
-      return Ok(Some(NativeInboundChunk { data: BodyBytes(data), fin, reset_code: None, stop_code: None }));
-    }
-    guard.take();
-    if self.cancel.is_cancelled() {
-      return Ok(None);
-    }
-    // The channel ended without a FIN frame: the audit stats say why.
-    let code = |c: i64| (c >= 0).then_some(c);
-    let reset_code = code(self.stats.recvd_reset_stream_error_code());
-    let stop_code = code(self.stats.sent_stop_sending_error_code());
-    // `Implicit` is what the driver records for streams open when it shuts down.
-    let fin = matches!(self.stats.recvd_stream_fin(), tokio_quiche::datagram_socket::StreamClosureKind::Explicit);
-    Ok((reset_code.is_some() || stop_code.is_some() || fin).then(|| NativeInboundChunk {
-      data: BodyBytes(Vec::new()),
-      fin: fin && reset_code.is_none() && stop_code.is_none(),
-      reset_code,
-      stop_code,
-    }))
+    let (rx, cancel, stats) = (self.rx.clone(), self.cancel.clone(), self.stats.clone());
+    env.spawn_future(read_chunk(rx, cancel, stats)).map_err(napi_failure)
   }
 
   /// The body bytes already queued, without waiting; `null` when there are
