@@ -237,3 +237,60 @@ test('client connections closed with close() release their UDP sockets', async (
   t.log(`after round 1 ${first.fds} fds, after round 10 ${last.fds} (45 connections later)`)
   t.true(last.fds - first.fds <= 5, `${last.fds - first.fds} more fds after 45 more closed connections`)
 })
+
+/** A server whose responses stop after ~100 ms of body and are reset (0x10c), announcing `length` if given. */
+async function resettingServer(length?: number) {
+  return startServer(async (req) => {
+    await req.send.sendHeaders([[':status', '200'], ...(length === undefined ? [] : [['content-length', String(length)] as [string, string]])])
+    const until = Date.now() + 100
+    while (Date.now() < until) await req.send.write(new Uint8Array(16 * 1024))
+    req.send.close()
+  })
+}
+
+/** How each of `rounds` downloads from `server` ended: 'complete' or the error's code. */
+async function downloadEnds(server: Awaited<ReturnType<typeof resettingServer>>, rounds: number): Promise<Record<string, number>> {
+  const ends: Record<string, number> = {}
+  for (let i = 0; i < rounds; i++) {
+    const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+    const response = await client.request({ path: '/' })
+    const end = await response.body.bytes().then(() => 'complete', (e: TokioQuicheError) => e.code)
+    ends[end] = (ends[end] ?? 0) + 1
+    await client.close()
+  }
+  return ends
+}
+
+test('a response with a content-length that the server resets midway never reads as complete', async (t) => {
+  const server = await resettingServer(1e9)
+  t.teardown(() => server.close())
+  const ends = await downloadEnds(server, 20)
+  t.log(JSON.stringify(ends))
+  t.is(ends.complete ?? 0, 0, 'no truncated body reported complete')
+})
+
+test.failing('KNOWN (quiche#2277): a response without content-length that the server resets midway never reads as complete', async (t) => {
+  // quiche's HTTP/3 layer reports the reset stream as finished when its DATA
+  // was read before the RESET_STREAM arrived; tokio-quiche then sends FIN.
+  // aioquic sees 0x10c from the same server every time.
+  const server = await resettingServer()
+  t.teardown(() => server.close())
+  const ends = await downloadEnds(server, 20)
+  t.log(JSON.stringify(ends))
+  t.is(ends.complete ?? 0, 0, 'no truncated body reported complete')
+})
+
+test('a body shorter or longer than its content-length is an error (RFC 9114 §4.1.2); a matching or empty one is not', async (t) => {
+  const server = await startServer(async (req) => {
+    const [length, body] = header(req.headers, ':path')!.slice(1).split('/') as [string, string]
+    await req.send.respond([[':status', '200'], ['content-length', length]], body)
+  })
+  t.teardown(() => server.close())
+  const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
+  t.teardown(() => client.close())
+  const read = async (path: string) => (await client.request({ path })).body.text().then((text) => `ok ${text}`, (e: TokioQuicheError) => `${e.code}: ${e.message}`)
+  t.is(await read('/5/short'), 'ok short')
+  t.is(await read('/100/'), 'ok ', 'an empty body (as for HEAD or 304) is not checked')
+  t.regex(await read('/10/short'), /^ERR_STREAM_CLOSED: stream \d+: the body ended after 5 of the 10 bytes its content-length announced$/)
+  t.regex(await read('/3/short'), /^ERR_STREAM_CLOSED: .* after 5 of the 3 bytes/)
+})

@@ -102,19 +102,32 @@ export interface EventContext {
   audit: ExternalObject<'AuditBatch'> | undefined
 }
 
+/** The content-length of a message, when it carries exactly one valid value. */
+function contentLength(headers: readonly (readonly [string, string])[]): number | undefined {
+  let found: number | undefined
+  for (const [name, value] of headers) {
+    if (name !== 'content-length') continue
+    if (found !== undefined || !/^\d{1,15}$/.test(value)) return undefined
+    found = Number(value)
+  }
+  return found
+}
+
 /** Converts the binding's flat event into the public union. */
 export function toEvent(raw: RawH3Event, context: EventContext): ServerH3Event | ClientH3Event | undefined {
   const streamId = raw.streamId ?? 0
   switch (raw.kind) {
     case 'headers': {
+      const headers = pairHeaders(raw.headers ?? [])
+      const announced = contentLength(headers)
       const event: IncomingHeadersEvent & { priority?: string; isInEarlyData?: boolean } = {
         type: 'headers',
         streamId,
-        headers: pairHeaders(raw.headers ?? []),
+        headers,
         send: OutboundFrameSender.held(context.owner, streamId),
         recv: raw.recv
-          ? InboundFrameStream.of(raw.recv, raw.body)
-          : InboundFrameStream.received(streamId, raw.body, context.audit, raw.auditIndex ?? -1),
+          ? InboundFrameStream.of(raw.recv, raw.body, announced)
+          : InboundFrameStream.received(streamId, raw.body, context.audit, raw.auditIndex ?? -1, announced),
         readFin: raw.readFin ?? false,
       }
       if (raw.isInEarlyData !== undefined) event.isInEarlyData = raw.isInEarlyData

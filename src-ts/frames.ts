@@ -423,6 +423,9 @@ export class InboundFrameStream extends Abortable implements AsyncIterable<Inbou
   readonly #auditIndex: number
   #ended: boolean
   #closedLocally = false
+  /** The content-length the message's HEADERS announced, checked at FIN. */
+  readonly #announced: number | undefined
+  #received = 0
   /** Settles after the last read that had to wait; later reads queue behind it. */
   #tail: Promise<unknown> = RESOLVED
   /** Reads queued behind `#tail`. */
@@ -434,8 +437,10 @@ export class InboundFrameStream extends Abortable implements AsyncIterable<Inbou
     first: Buffer | undefined,
     auditBatch?: ExternalObject<'AuditBatch'>,
     auditIndex = -1,
+    announced?: number,
   ) {
     super()
+    this.#announced = announced
     this.#streamId = streamId
     this.#native = reader
     this.#first = first ?? null
@@ -444,9 +449,12 @@ export class InboundFrameStream extends Abortable implements AsyncIterable<Inbou
     this.#auditIndex = auditIndex
   }
 
-  /** @internal A body to read through the binding's reader, after `first` if its start came with the HEADERS. */
-  static of(reader: NativeBodyReader, first?: Buffer): InboundFrameStream {
-    return new InboundFrameStream(reader.streamId, reader, first)
+  /**
+   * @internal A body to read through the binding's reader, after `first` if
+   * its start came with the HEADERS; `announced`: its content-length.
+   */
+  static of(reader: NativeBodyReader, first?: Buffer, announced?: number): InboundFrameStream {
+    return new InboundFrameStream(reader.streamId, reader, first, undefined, -1, announced)
   }
 
   /**
@@ -458,8 +466,9 @@ export class InboundFrameStream extends Abortable implements AsyncIterable<Inbou
     body: Buffer | undefined,
     auditBatch: ExternalObject<'AuditBatch'> | undefined,
     auditIndex: number,
+    announced?: number,
   ): InboundFrameStream {
-    return new InboundFrameStream(streamId, null, body, auditBatch, auditIndex)
+    return new InboundFrameStream(streamId, null, body, auditBatch, auditIndex, announced)
   }
 
   get streamId(): number {
@@ -530,6 +539,7 @@ export class InboundFrameStream extends Abortable implements AsyncIterable<Inbou
       this.#first = null
       // Without a reader these bytes were the whole body.
       this.#ended = this.#native === null
+      this.#count(first, this.#ended)
       return { type: 'body', data: first, fin: this.#ended }
     }
     const chunk = this.#native!.tryRead()
@@ -557,7 +567,24 @@ export class InboundFrameStream extends Abortable implements AsyncIterable<Inbou
       )
     }
     if (chunk.fin) this.#ended = true
+    this.#count(chunk.data, chunk.fin)
     return { type: 'body', data: chunk.data, fin: chunk.fin }
+  }
+
+  /**
+   * Counts body bytes and, at FIN, checks them against the content-length
+   * (RFC 9114 §4.1.2). Besides malformed messages, this catches a reset that
+   * quiche reports as FIN (quiche#2277): without it, a body cut short by the
+   * peer's RESET_STREAM would read as complete. An empty body is not
+   * checked: a HEAD or 304 response announces a length it does not carry.
+   */
+  #count(data: Buffer, fin: boolean): void {
+    this.#received += data.length
+    const announced = this.#announced
+    if (!fin || announced === undefined || this.#received === 0 || this.#received === announced) return
+    throw this.#fail(
+      new TokioQuicheError('ERR_STREAM_CLOSED', `stream ${this.streamId}: the body ended after ${this.#received} of the ${announced} bytes its content-length announced`),
+    )
   }
 
   #fail(err: Error): Error {
