@@ -3,6 +3,7 @@
 # header, settings, frame-joining and stream-id conversions JS input goes
 # through) with many more cases than `npm test` does, for a bounded time.
 #   scripts/fuzz.sh [CASES_PER_PROPERTY (default 100000)] [SECONDS (default 600)]
+# Then the TS-side properties (__test__/fuzz.spec.ts) with as many cases.
 # Prints the cases run; a failure prints proptest's minimal failing input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,6 @@ PROPTEST_CASES=$cases timeout "$seconds" cargo test --release --lib -p tokio-qui
 properties=$(grep -c '^test .*prop_.* ok$' /tmp/fuzz-$$.log || true)
 rm -f /tmp/fuzz-$$.log
 echo "fuzz: $properties properties x $cases cases = $((properties * cases)) executions in $(( $(date +%s) - start )) s"
+# The TS side: fast-check properties on the public API's option and header checks.
+FUZZ_RUNS=$cases timeout "$seconds" npx ava __test__/fuzz.spec.ts --verbose
+echo "fuzz (TS): 3 properties x $cases cases"
