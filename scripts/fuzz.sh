@@ -17,4 +17,4 @@ rm -f /tmp/fuzz-$$.log
 echo "fuzz: $properties properties x $cases cases = $((properties * cases)) executions in $(( $(date +%s) - start )) s"
 # The TS side: fast-check properties on the public API's option and header checks.
 FUZZ_RUNS=$cases timeout "$seconds" npx ava __test__/fuzz.spec.ts --verbose
-echo "fuzz (TS): 3 properties x $cases cases"
+echo "fuzz (TS): 4 properties x $cases cases"
