@@ -83,8 +83,8 @@ impl NativeH3Controller {
   }
 
   /// Runs `f` on the quiche connection inside the driver
-  /// (`QuicCommand::Custom`); `None` once the driver is gone.
-  /// Runs `f` on the connection; the future owns what it needs (see `stats`).
+  /// (`QuicCommand::Custom`); `None` once the driver is gone. The command is
+  /// sent now; the future owns what it awaits (see `stats`).
   fn with_connection<T: Send + 'static>(
     &self, f: impl FnOnce(&mut QuicheConnection) -> T + Send + 'static,
   ) -> impl std::future::Future<Output = Option<T>> + Send + 'static {
