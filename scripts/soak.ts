@@ -7,11 +7,16 @@
 // first 20 % of requests) is reported per 1,000 requests.
 //
 //   node --expose-gc --import tsx scripts/soak.ts [--connections 1000] [--requests 100000]
-//        [--per-connection 20] [--json]
+//        [--per-connection 20] [--separate-clients] [--json]
+//
+// With --separate-clients the clients run in a child process (this script
+// with --role clients), so the samples are the server's alone.
 //
 // Exits 1 when a request is lost or a body corrupted, when a slope is over its
 // bound (judged in runs of 25,000 requests or more), or when fds are left
 // open after every client closed.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { connect, serve } from 'tokio-quiche'
@@ -37,7 +42,11 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '1000' },
     requests: { type: 'string', default: '100000' },
     'per-connection': { type: 'string', default: '20' },
+    'separate-clients': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    // Internal: the child process of --separate-clients.
+    role: { type: 'string', default: 'all' },
+    address: { type: 'string' },
   },
 })
 const CONNECTIONS = Number(values.connections)
@@ -76,32 +85,21 @@ function slope(samples: readonly Sample[], y: (s: Sample) => number): number {
   return den === 0 ? 0 : (num / den) * 1000
 }
 
-async function main(): Promise<void> {
-  const id = await testIdentity()
-  const server = await serve(
-    {
-      socket: { host: '127.0.0.1', port: 0 },
-      tls: { cert: id.certPath, privateKey: id.keyPath },
-      // Every client here is 127.0.0.1: more than the default 1,000 per source at once during churn.
-      limits: { maxConnectionsPerSource: Infinity },
-    },
-    async (request) => {
-      if (request.method === 'POST') return new Response(sha256(new Uint8Array(await request.arrayBuffer())))
-      const body = BODIES[Number(new URL(request.url).pathname.slice(1))]!
-      return new Response(body.bytes as Uint8Array<ArrayBuffer>)
-    },
-  )
-  const options = { serverName: 'localhost', ca: id.cert }
-  const before = sample(0)
+/** What the client side of the load reports. */
+interface Load {
+  done: number
+  corrupted: number
+  connections: number
+  errors: Record<string, number>
+}
+
+/** CONNECTIONS clients making REQUESTS requests in all against `address`; `progress.done` counts as they finish. */
+async function runClients(address: string, ca: string, progress: { done: number }): Promise<Load> {
+  const options = { serverName: 'localhost', ca }
   let started = 0
-  let done = 0
   let corrupted = 0
   let connections = 0
   const errors = new Map<string, number>()
-  const samples: Sample[] = []
-  const sampler = setInterval(() => samples.push(sample(done)), 500)
-  const t0 = performance.now()
-
   async function oneRequest(client: Awaited<ReturnType<typeof connect>>, n: number): Promise<void> {
     const body = BODIES[n % BODIES.length]!
     // Every 4th request uploads its body and checks the hash the server computed.
@@ -116,14 +114,14 @@ async function main(): Promise<void> {
 
   async function worker(): Promise<void> {
     while (started < REQUESTS) {
-      const client = await connect(server.address, options)
+      const client = await connect(address, options)
       connections++
       try {
         for (let i = 0; i < PER_CONNECTION && started < REQUESTS; i++) {
           const n = started++
           try {
             await oneRequest(client, n)
-            done++
+            progress.done++
           } catch (err) {
             const info = client.isClosed ? await client.closed : undefined
             const how = info ? ` [closed: ${JSON.stringify({ lt: info.localTransportCode, la: info.localApplicationCode, pt: info.peerTransportCode, pa: info.peerApplicationCode, timedOut: info.timedOut, reason: info.reason })}, request ${i}]` : ''
@@ -138,11 +136,53 @@ async function main(): Promise<void> {
   }
 
   await Promise.all(Array.from({ length: CONNECTIONS }, worker))
+  return { done: progress.done, corrupted, connections, errors: Object.fromEntries(errors) }
+}
+
+/** Runs the clients in a child process (this script, --role clients) and returns what it reports. */
+async function clientsProcess(address: string): Promise<Load> {
+  const id = await testIdentity()
+  const args = ['--role', 'clients', '--address', address, '--connections', String(CONNECTIONS), '--requests', String(REQUESTS), '--per-connection', String(PER_CONNECTION)]
+  const child = spawn(process.execPath, ['--expose-gc', '--import=tsx', __filename, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+  child.stdin.end(id.cert)
+  let out = ''
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  if (code !== 0) throw new Error(`the clients' process exited with ${code}`)
+  return JSON.parse(out) as Load
+}
+
+async function main(): Promise<void> {
+  const id = await testIdentity()
+  // Requests the server answered: the progress measure when the clients are elsewhere.
+  let handled = 0
+  const server = await serve(
+    {
+      socket: { host: '127.0.0.1', port: 0 },
+      tls: { cert: id.certPath, privateKey: id.keyPath },
+      // Every client here is 127.0.0.1: more than the default 1,000 per source at once during churn.
+      limits: { maxConnectionsPerSource: Infinity },
+    },
+    async (request) => {
+      handled++
+      if (request.method === 'POST') return new Response(sha256(new Uint8Array(await request.arrayBuffer())))
+      const body = BODIES[Number(new URL(request.url).pathname.slice(1))]!
+      return new Response(body.bytes as Uint8Array<ArrayBuffer>)
+    },
+  )
+  const before = sample(0)
+  const samples: Sample[] = []
+  const progress = { done: 0 }
+  const count = () => (values['separate-clients'] ? handled : progress.done)
+  const sampler = setInterval(() => samples.push(sample(count())), 500)
+  const t0 = performance.now()
+  const load = values['separate-clients'] ? await clientsProcess(server.address) : await runClients(server.address, id.cert, progress)
+  const { done, corrupted, errors, connections } = load
   const seconds = (performance.now() - t0) / 1000
   clearInterval(sampler)
   // Closed connections drain for a few PTOs before their sockets go.
   await sleep(1000)
-  const after = sample(done)
+  const after = sample(count())
   await server.close()
 
   const steady = samples.filter((s) => s.done >= REQUESTS * 0.2)
@@ -155,7 +195,8 @@ async function main(): Promise<void> {
     done,
     lost: REQUESTS - done,
     corrupted,
-    errors: Object.fromEntries(errors),
+    clientsInOwnProcess: values['separate-clients'],
+    errors,
     seconds: Number(seconds.toFixed(1)),
     requestsPerSecond: Math.round(done / seconds),
     samples: samples.length,
@@ -187,7 +228,14 @@ async function main(): Promise<void> {
 
 const mib = (bytes: number) => Number((bytes / 2 ** 20).toFixed(1))
 
-main().catch((err) => {
+/** The child of --separate-clients: the CA comes on stdin, the report goes to stdout. */
+async function clientsMain(): Promise<void> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  console.log(JSON.stringify(await runClients(values.address!, Buffer.concat(chunks).toString(), { done: 0 })))
+}
+
+;(values.role === 'clients' ? clientsMain() : main()).catch((err) => {
   console.error(err)
   process.exitCode = 1
 })
