@@ -232,7 +232,12 @@ export interface Http3SettingsInit {
   qpackMaxTableCapacity?: number
   /** SETTINGS_QPACK_BLOCKED_STREAMS. */
   qpackBlockedStreams?: number
-  /** Server: close a connection that sends no request within this many ms of the handshake. */
+  /**
+   * Server: close (H3_NO_ERROR) a connection whose first request has not
+   * arrived this many ms after the handshake, such as one dribbling a request's
+   * headers (slowloris). Default 60000, like Node's `server.headersTimeout`
+   * (tokio-quiche: none); `0` turns it off. It covers only the first request.
+   */
   postAcceptTimeoutMs?: number
   /** SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 9220); servers need it for DATAGRAM flows. Default `false`. */
   enableExtendedConnect?: boolean

@@ -19,6 +19,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// SETTINGS_MAX_FIELD_SECTION_SIZE when the caller sets none (tokio-quiche: unlimited).
 pub const DEFAULT_MAX_HEADER_LIST_SIZE: u64 = 64 * 1024;
+/// Time to a connection's first request when the caller sets none (tokio-quiche:
+/// none). Node's `server.headersTimeout` default: a peer that never finishes a
+/// request's headers (slowloris) cannot hold a connection past it.
+pub const DEFAULT_POST_ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The subset of tokio-quiche's `QuicSettings` reachable from JS.
 #[napi(object)]
@@ -169,7 +173,12 @@ pub fn http3_settings(opts: &NativeHttp3Settings) -> Http3Settings {
   s.max_header_list_size = Some(opt_u64(opts.max_header_list_size).unwrap_or(DEFAULT_MAX_HEADER_LIST_SIZE));
   s.qpack_max_table_capacity = opt_u64(opts.qpack_max_table_capacity);
   s.qpack_blocked_streams = opt_u64(opts.qpack_blocked_streams);
-  s.post_accept_timeout = opts.post_accept_timeout_ms.map(ms);
+  // 0 turns the deadline off, as 0 does for Node's server timeouts.
+  s.post_accept_timeout = match opts.post_accept_timeout_ms {
+    None => Some(DEFAULT_POST_ACCEPT_TIMEOUT),
+    Some(v) if v == 0.0 => None,
+    Some(v) => Some(ms(v)),
+  };
   s.enable_extended_connect = opts.enable_extended_connect.unwrap_or(false);
   s
 }
@@ -187,6 +196,9 @@ mod tests {
     assert_eq!(q.alpn, vec![b"h3".to_vec()]);
     let h = http3_settings(&NativeHttp3Settings::default());
     assert_eq!(h.max_header_list_size, Some(DEFAULT_MAX_HEADER_LIST_SIZE));
+    assert_eq!(h.post_accept_timeout, Some(DEFAULT_POST_ACCEPT_TIMEOUT));
+    let off = http3_settings(&NativeHttp3Settings { post_accept_timeout_ms: Some(0.0), ..Default::default() });
+    assert_eq!(off.post_accept_timeout, None, "0 turns it off");
   }
 
   #[test]
