@@ -9,8 +9,8 @@ import test from 'ava'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import { connect, serve, type Http3SettingsInit } from 'tokio-quiche'
-import { latencySummary as summary, servedDuring, sleep, testIdentity } from './helpers.js'
+import { connect, serve, type Http3SettingsInit, type TokioQuicheError } from 'tokio-quiche'
+import { fetchText, latencySummary as summary, servedDuring, sleep, testIdentity } from './helpers.js'
 
 const ROOT = `${__dirname}/..`
 const PYTHON = `${ROOT}/.venv-interop/bin/python`
@@ -19,11 +19,11 @@ const HOSTILE = `${ROOT}/interop/aioquic_hostile.py`
 const CHUNK = new Uint8Array(64 * 1024).fill(0x5a)
 const MiB = 2 ** 20
 
-async function start(settings: { maxIdleTimeoutMs?: number } = {}, http3: Http3SettingsInit = {}) {
+async function start(settings: { maxIdleTimeoutMs?: number } = {}, http3: Http3SettingsInit = {}, requestTimeoutMs?: number) {
   const identity = await testIdentity()
   const state = { requests: 0, generated: 0, cancelled: false, uploadStarted: false, upload: undefined as undefined | string }
   const server = await serve(
-    { socket: { host: '127.0.0.1', port: 0 }, tls: { cert: identity.certPath, privateKey: identity.keyPath }, settings, http3 },
+    { socket: { host: '127.0.0.1', port: 0 }, tls: { cert: identity.certPath, privateKey: identity.keyPath }, settings, http3, ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }) },
     async (request) => {
       state.requests++
       const path = new URL(request.url).pathname
@@ -203,4 +203,35 @@ test('aioquic that grants no flow-control credit on an endless response: the ser
   await peer.exited
   for (let i = 0; i < 300 && !state.cancelled; i++) await sleep(10)
   t.true(state.cancelled, "the response body's stream is cancelled once aioquic went")
+})
+
+test('a client that dribbles its body forever: requestTimeoutMs errors the handler\'s body and stops the client sending; bad values are typed errors', async (t) => {
+  const { server, identity, state, address } = await start({}, {}, 500)
+  t.teardown(() => server.close())
+  const dribbler = await connect(address, { serverName: 'localhost', ca: identity.cert })
+  t.teardown(() => dribbler.close())
+  // One byte every 100 ms, never FIN: the connection never goes idle.
+  const dribble = {
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        yield new Uint8Array(1)
+        await sleep(100)
+      }
+    },
+  }
+  const pending = dribbler.request({ method: 'POST', path: '/upload', body: dribble }).then((r) => r.body.text(), (err: Error) => err)
+  const started = Date.now()
+  for (let i = 0; i < 300 && state.upload === undefined; i++) await sleep(10)
+  const ms = Date.now() - started
+  t.log(`handler: ${state.upload} after ${ms} ms`)
+  t.is(state.upload, 'rejected: stream 0: the request body did not end within 500 ms (requestTimeoutMs)')
+  t.true(ms >= 400 && ms < 2000, `${ms} ms`)
+  const outcome = await pending
+  t.log(`dribbling client: ${outcome instanceof Error ? outcome.message : outcome}`)
+  t.is(await fetchText(address, { serverName: 'localhost', ca: identity.cert }), 'ok', 'the server keeps serving')
+  for (const bad of [-1, 1.5, '1000', 2 ** 31]) {
+    const err = await t.throwsAsync(serve({ tls: { cert: identity.certPath, privateKey: identity.keyPath }, requestTimeoutMs: bad as number }, () => new Response('x')))
+    t.is((err as TokioQuicheError).code, 'ERR_INVALID_ARG')
+    t.regex(err!.message, /^options\.requestTimeoutMs: expected a whole number of ms/)
+  }
 })

@@ -23,7 +23,8 @@ export type Checks = [
   Assert<Equal<ConnectOptions['serverPublicKey'], string | Uint8Array | undefined>>,
   Assert<Equal<ConnectOptions['session'], Uint8Array | undefined>>,
   Assert<Equal<ConnectOptions['signal'], AbortSignal | undefined>>,
-  Assert<Equal<keyof ServeOptions, 'socket' | 'tls' | 'settings' | 'limits' | 'http3' | 'signal' | 'onError'>>,
+  Assert<Equal<keyof ServeOptions, 'socket' | 'tls' | 'settings' | 'limits' | 'http3' | 'signal' | 'onError' | 'requestTimeoutMs'>>,
+  Assert<Equal<ServeOptions['requestTimeoutMs'], number | undefined>>,
   Assert<Equal<ServeOptions['signal'], AbortSignal | undefined>>,
   Assert<Equal<ServeOptions['onError'], ((error: unknown, request: Request) => void) | undefined>>,
 ]

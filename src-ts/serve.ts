@@ -32,9 +32,19 @@ export interface ServeOptions {
   signal?: AbortSignal
   /** Called with errors a handler threw (the client got a 500 or a reset). Default: `console.error`. */
   onError?: (error: unknown, request: Request) => void
+  /**
+   * Time from a request's headers to the end of its body, ms, like Node's
+   * `server.requestTimeout`. Past it, the body's stream errors with
+   * `ERR_STREAM_CLOSED` and the client is told to stop sending (STOP_SENDING).
+   * Default 300000, as in Node; `0` turns it off. tokio-quiche has no such
+   * deadline.
+   */
+  requestTimeoutMs?: number
 }
 
-const SERVE_KEYS = new Set(['socket', 'tls', 'settings', 'limits', 'http3', 'signal', 'onError'])
+const SERVE_KEYS = new Set(['socket', 'tls', 'settings', 'limits', 'http3', 'signal', 'onError', 'requestTimeoutMs'])
+/** Node's `server.requestTimeout` default. */
+const DEFAULT_REQUEST_TIMEOUT_MS = 300_000
 
 /**
  * `@hono/node-server`'s `serve()` options: the handler in `fetch` (Hono's
@@ -103,10 +113,16 @@ async function writeResponse(send: OutboundFrameSender, response: Response, meth
   await send.end()
 }
 
-async function handle(event: Extract<ServerH3Event, { type: 'headers' }>, info: RequestInfo, handler: FetchHandler, onError: (e: unknown, r: Request) => void): Promise<void> {
+async function handle(
+  event: Extract<ServerH3Event, { type: 'headers' }>,
+  info: RequestInfo,
+  handler: FetchHandler,
+  onError: (e: unknown, r: Request) => void,
+  requestTimeoutMs: number,
+): Promise<void> {
   let request: Request
   try {
-    request = toRequest(event)
+    request = toRequest(event, requestTimeoutMs)
   } catch {
     // Headers a WHATWG Request refuses (e.g. an invalid URL): answer 400.
     await writeResponse(event.send, new Response(null, { status: 400 }), 'GET').catch(() => event.send.close())
@@ -160,6 +176,10 @@ async function serveHandler(options: ServeOptions, handler: FetchHandler): Promi
   for (const key of Object.keys(options)) if (!SERVE_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
   if (options.onError !== undefined && typeof options.onError !== 'function') throw invalidArg('options.onError', 'expected a function')
   checkSignal('options.signal', options.signal)
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  if (typeof requestTimeoutMs !== 'number' || !Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 0 || requestTimeoutMs > 2 ** 31 - 1) {
+    throw invalidArg('options.requestTimeoutMs', `expected a whole number of ms from 0 (off) to 2147483647, got ${String(requestTimeoutMs)}`)
+  }
   const params = ConnectionParams.newServer({
     tls: options.tls,
     ...(options.settings ? { settings: options.settings } : {}),
@@ -179,7 +199,7 @@ async function serveHandler(options: ServeOptions, handler: FetchHandler): Promi
       void (async () => {
         for await (const event of controller) {
           if (event.type !== 'headers') continue
-          void handle(event, { remoteAddress, streamId: event.streamId, isInEarlyData: event.isInEarlyData }, handler, onError)
+          void handle(event, { remoteAddress, streamId: event.streamId, isInEarlyData: event.isInEarlyData }, handler, onError, requestTimeoutMs)
         }
         controllers.delete(controller)
       })()

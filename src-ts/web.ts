@@ -5,6 +5,7 @@
 // request), so what most handlers never touch is made only on first use.
 import type { IncomingHeadersEvent } from './events.js'
 import type { InboundFrameStream } from './frames.js'
+import { TokioQuicheError } from './errors.js'
 
 /**
  * A Request whose `signal` aborts when the client resets or stops the
@@ -130,7 +131,7 @@ const PLAIN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'
  * The handler's Request for a request event. Throws what `new Request`
  * throws (an invalid URL or header), which serve() answers with 400.
  */
-export function toRequest(event: IncomingHeadersEvent): Request {
+export function toRequest(event: IncomingHeadersEvent, bodyTimeoutMs = 0): Request {
   const pseudo = new Map<string, string>()
   const headers = new Headers()
   for (const [name, value] of event.headers) {
@@ -143,13 +144,25 @@ export function toRequest(event: IncomingHeadersEvent): Request {
   const build = (fields: Headers) =>
     new StreamRequest(
       url,
-      { method, headers: fields, ...(hasBody ? { body: bodyStream(event.recv), duplex: 'half' } : {}) } as RequestInit,
+      { method, headers: fields, ...(hasBody ? { body: timedBodyStream(event.recv, bodyTimeoutMs), duplex: 'half' } : {}) } as RequestInit,
       event,
     )
   // What new Request would refuse or rewrite is left to it, eagerly.
   const parsed = LAZY_REQUESTS && PLAIN_METHODS.has(method) ? new URL(url) : undefined
   if (!parsed || parsed.username || parsed.password) return build(headers)
   return new LazyRequest(method, parsed.href, headers, build) as unknown as Request
+}
+
+/** A request body that errors once `ms` pass before it ends (`requestTimeoutMs`); 0: no deadline. */
+function timedBodyStream(recv: InboundFrameStream, ms: number): ReadableStream<Uint8Array> {
+  if (ms === 0) return bodyStream(recv)
+  const deadline = new AbortController()
+  const timer = setTimeout(() => {
+    deadline.abort(new TokioQuicheError('ERR_STREAM_CLOSED', `stream ${recv.streamId}: the request body did not end within ${ms} ms (requestTimeoutMs)`))
+  }, ms)
+  // The deadline alone must not keep the process alive.
+  timer.unref()
+  return bodyStream(recv, { signal: deadline.signal, onEnd: () => clearTimeout(timer) })
 }
 
 /**
