@@ -32,7 +32,7 @@ from aioquic.h3.connection import FrameType, encode_frame
 from aioquic.quic.connection import QuicConnection
 from aioquic.buffer import encode_uint_var
 
-from aioquic_peer import ClientProtocol, client_config, emit
+from aioquic_peer import ClientProtocol, add_connection_args, client_config, emit
 
 
 def request_headers(authority, method=b"GET", path=b"/"):
@@ -134,11 +134,7 @@ async def run(args):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("case", choices=CASES)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", required=True)
-    parser.add_argument("--server-name", default="localhost")
-    parser.add_argument("--cipher", default="default")
+    add_connection_args(parser)
     parser.add_argument("--count", type=int, default=150)
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--interval-ms", type=int, default=200)

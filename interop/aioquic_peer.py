@@ -400,6 +400,15 @@ async def run_server(args):
     await asyncio.Event().wait()
 
 
+def add_connection_args(parser):
+    """The options `client_config` and `connect` read; aioquic_hostile.py takes them too."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ca", required=True)
+    parser.add_argument("--server-name", default="localhost")
+    parser.add_argument("--cipher", choices=["default", "chacha20"], default="default")
+
+
 def client_config(args):
     config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=args.server_name, idle_timeout=10)  # seconds of silence before giving up
     config.load_verify_locations(args.ca)
@@ -502,14 +511,10 @@ def main():
     s.add_argument("--goaway-after", type=int, metavar="N", help="send GOAWAY once N requests have arrived")
     s.add_argument("--datagrams", action="store_true", help="advertise H3 DATAGRAM, answer CONNECT and echo datagrams")
     c = sub.add_parser("client")
-    c.add_argument("--host", default="127.0.0.1")
-    c.add_argument("--port", type=int, required=True)
-    c.add_argument("--ca", required=True)
-    c.add_argument("--server-name", default="localhost")
+    add_connection_args(c)
     c.add_argument("--path", default="/")
     c.add_argument("--count", type=int, default=1)
     c.add_argument("--post-bytes", type=int)
-    c.add_argument("--cipher", choices=["default", "chacha20"], default="default")
     c.add_argument("--reset-request", type=int, help="send part of a body, then RESET_STREAM with this code")
     c.add_argument("--resume", action="store_true", help="resume a session and send the request as 0-RTT")
     c.add_argument("--malformed", choices=[*MALFORMED, "duplicate-settings"], help="send one hostile input instead")
