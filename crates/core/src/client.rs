@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
@@ -121,6 +121,7 @@ async fn handshake<A: ApplicationOverQuic>(options: NativeConnectOptions, app: A
   let handshake_timeout = quic.handshake_timeout_ms.map_or(DEFAULT_HANDSHAKE_TIMEOUT, |ms| Duration::from_millis(ms as u64));
   // Verification is the hook's (see ClientTlsHook); quiche's would drop its callback.
   let settings = quic_settings(&quic)?;
+  let (idle_timeout, alpn) = (settings.max_idle_timeout, settings.alpn.clone());
   // tokio-quiche consults the hook only when certificate paths are set; the
   // hook builds the whole TLS context, so these placeholders are never read.
   let placeholder = TlsCertificatePaths { cert: "", private_key: "", kind: CertificateKind::X509 };
@@ -133,13 +134,14 @@ async fn handshake<A: ApplicationOverQuic>(options: NativeConnectOptions, app: A
   let mut socket: Socket<_, _> = socket.try_into().map_err(connect_error)?;
   // GSO/GRO and the other offloads tokio-quiche's listen() sets up for servers.
   socket.apply_max_capabilities();
+  let started = Instant::now();
   let handshake = tokio_quiche::quic::connect_with_config(socket, server_name.as_deref(), &params, app);
   match tokio::time::timeout(handshake_timeout, handshake).await {
     Ok(Ok(conn)) => Ok(conn),
     Ok(Err(e)) => {
       let why = match rejection.lock().unwrap_or_else(|p| p.into_inner()).take() {
         Some(cert) => format!("the server's certificate was rejected ({cert}); pass its CA as `ca`"),
-        None => format!("the QUIC handshake failed: {e}"),
+        None => handshake_failure(&*e, started.elapsed(), idle_timeout, &alpn),
       };
       return Err(js_error(ErrorCode::Connect, format!("{peer}: {why}")));
     },
@@ -149,5 +151,47 @@ async fn handshake<A: ApplicationOverQuic>(options: NativeConnectOptions, app: A
         format!("{peer}: no QUIC handshake within {} ms (settings.handshakeTimeoutMs)", handshake_timeout.as_millis()),
       ))
     },
+  }
+}
+
+/// Why a handshake that tokio-quiche gave up on failed. Its connector reports
+/// a connection that closed before it was established as "timed out" in both
+/// cases: quiche's idle timer fired, or a CONNECTION_CLOSE arrived (quiche
+/// drains it for 3 PTOs, about 3 s before any RTT sample). The close's error
+/// code does not reach us, so a failure before the idle timeout is named as a
+/// refusal, with what the server most often refuses.
+fn handshake_failure(e: &(dyn std::error::Error + 'static), elapsed: Duration, idle_timeout: Option<Duration>, alpn: &[Vec<u8>]) -> String {
+  let timed_out = e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+  if !timed_out || idle_timeout.is_some_and(|idle| elapsed >= idle) {
+    return format!("the QUIC handshake failed: {e}");
+  }
+  let offered: Vec<String> = alpn.iter().map(|p| format!("'{}'", String::from_utf8_lossy(p))).collect();
+  format!(
+    "the connection was closed during the handshake, after {} ms (the server refused it: most often it speaks none of the ALPN protocols offered, {})",
+    elapsed.as_millis(),
+    offered.join(", ")
+  )
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection 0a timed out")
+  }
+
+  #[test]
+  fn a_close_before_the_idle_timeout_is_a_refusal_naming_the_alpn() {
+    let why = handshake_failure(&timed_out(), Duration::from_millis(3001), Some(Duration::from_secs(30)), &[b"h3".to_vec(), b"hq".to_vec()]);
+    assert_eq!(why, "the connection was closed during the handshake, after 3001 ms (the server refused it: most often it speaks none of the ALPN protocols offered, 'h3', 'hq')");
+  }
+
+  #[test]
+  fn the_idle_timeout_and_other_errors_keep_tokio_quiches_words() {
+    let idle = handshake_failure(&timed_out(), Duration::from_millis(1000), Some(Duration::from_millis(1000)), &[b"h3".to_vec()]);
+    assert_eq!(idle, "the QUIC handshake failed: connection 0a timed out");
+    let other = std::io::Error::other("boom");
+    assert_eq!(handshake_failure(&other, Duration::ZERO, None, &[]), "the QUIC handshake failed: boom");
   }
 }
