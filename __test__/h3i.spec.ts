@@ -7,6 +7,7 @@ import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { TokioQuicheError } from 'tokio-quiche'
 import { startServer, type TestServer } from './helpers.js'
 
 const PROBE = join(process.env.CARGO_TARGET_DIR ?? join(__dirname, '..', 'target'), 'release', 'h3i-probe')
@@ -127,4 +128,51 @@ test.failing('h3i client -> our server: truncated-headers-fin (FIN inside HEADER
   // quiche drops the partial frame at FIN; the connection carries on serving.
   const summary = await probe(server.address, 'truncated-headers-fin')
   t.is(summary.error.peer_error?.error_code, H3_FRAME_ERROR, JSON.stringify(summary.error))
+})
+
+/** Random sequences in `npm test`; `scripts/fuzz.sh` runs more (FUZZ_H3I_SEQUENCES). */
+const SEQUENCES = Number(process.env.FUZZ_H3I_SEQUENCES ?? 60)
+
+// A fuzz target for what peers send: seeded random frame sequences
+// (h3i-probe's `random:<seed>`, replayable by seed) against a server whose
+// handler reads each body and answers it. Whatever a sequence provokes, the
+// server must keep serving, and the app must see only typed errors.
+test(`h3i client -> our server: ${SEQUENCES} seeded random frame sequences; the server keeps serving and the app sees only typed errors`, async (t) => {
+  const untyped: unknown[] = []
+  let requests = 0
+  const typed = new Map<string, number>()
+  const target = await startServer(async (req) => {
+    requests++
+    try {
+      const body = await req.recv.bytes()
+      await req.send.respond([[':status', '200']], `read ${body.length}`)
+    } catch (err) {
+      if (!(err instanceof TokioQuicheError)) return void untyped.push(err)
+      typed.set(err.code, (typed.get(err.code) ?? 0) + 1)
+    }
+  })
+  t.teardown(() => target.close())
+  const closes = new Map<string, number>()
+  const probeFailures: string[] = []
+  const seeds = Array.from({ length: SEQUENCES }, (_, i) => i + 1)
+  // Four at a time: each is a process and a connection.
+  for (let i = 0; i < seeds.length; i += 4) {
+    await Promise.all(
+      seeds.slice(i, i + 4).map(async (seed) => {
+        try {
+          const peer = (await probe(target.address, `random:${seed}`)).error.peer_error
+          const key = peer ? `0x${peer.error_code.toString(16)}` : 'none'
+          closes.set(key, (closes.get(key) ?? 0) + 1)
+        } catch (err) {
+          probeFailures.push(`seed ${seed}: ${(err as Error).message.split('\n').slice(-3).join(' ')}`)
+        }
+      }),
+    )
+  }
+  t.log('server closes by code:', JSON.stringify(Object.fromEntries(closes)), '; requests the app saw:', requests, '; their typed errors:', JSON.stringify(Object.fromEntries(typed)))
+  t.deepEqual(probeFailures, [], 'every sequence ran (h3i itself did not fail)')
+  t.deepEqual(untyped, [])
+  t.true(requests > SEQUENCES / 4, `the sequences reached the app (${requests} requests)`)
+  const next = response(await probe(target.address, 'get'), 0)
+  t.deepEqual([next.status, next.body], ['200', 'read 0'], 'the server serves a plain GET after them')
 })

@@ -3,7 +3,9 @@
 # header, settings, frame-joining and stream-id conversions JS input goes
 # through) with many more cases than `npm test` does, for a bounded time.
 #   scripts/fuzz.sh [CASES_PER_PROPERTY (default 100000)] [SECONDS (default 600)]
-# Then the TS-side properties (__test__/fuzz.spec.ts) with as many cases.
+# Then the TS-side properties (__test__/fuzz.spec.ts) with as many cases, and
+# FUZZ_H3I_SEQUENCES (default 3000) seeded random frame sequences from h3i
+# against our server (__test__/h3i.spec.ts; needs `npm run build:h3i-probe`).
 # Prints the cases run; a failure prints proptest's minimal failing input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +20,6 @@ echo "fuzz: $properties properties x $cases cases = $((properties * cases)) exec
 # The TS side: fast-check properties on the public API's option and header checks.
 FUZZ_RUNS=$cases timeout "$seconds" npx ava __test__/fuzz.spec.ts --verbose
 echo "fuzz (TS): 4 properties x $cases cases"
+sequences=${FUZZ_H3I_SEQUENCES:-3000}
+FUZZ_H3I_SEQUENCES=$sequences timeout "$seconds" npx ava __test__/h3i.spec.ts --match '*random frame sequences*' --verbose --timeout "${seconds}s"
+echo "fuzz (peer frames): $sequences h3i sequences"
