@@ -114,6 +114,40 @@ test('req pulls the body only while read: an unread upload stalls the client, re
   await closed(server)
 })
 
+// As http.IncomingMessage: a failed body emits 'error' only to listeners, so a
+// handler that listens for 'data' alone is not crashed by the client's reset.
+test("a client's reset mid-upload: 'aborted' and 'close' on req, 'error' only where listened, and the server keeps serving", async (t) => {
+  const seen: { listened: boolean; received: number; aborted: boolean; closed: boolean; error?: string }[] = []
+  const { server, client } = await start((req, res) => {
+    if (req.url === '/ping') return void res.end('pong')
+    const record = { listened: req.url === '/listened', received: 0, aborted: false, closed: false } as (typeof seen)[number]
+    seen.push(record)
+    req.on('data', (chunk: Buffer) => (record.received += chunk.length))
+    if (record.listened) req.on('error', (err: TokioQuicheError) => (record.error = err.code))
+    req.on('aborted', () => (record.aborted = req.aborted))
+    req.on('close', () => (record.closed = true))
+  })
+  for (const path of ['/unlistened', '/listened']) {
+    const aborter = new AbortController()
+    const body = (async function* () {
+      yield patternBytes(1000)
+      await sleep(5_000)
+    })()
+    const pending = client.request({ method: 'POST', path, body, signal: aborter.signal })
+    await sleep(200)
+    aborter.abort()
+    t.is(((await t.throwsAsync(pending, { any: true })) as Error).name, 'AbortError')
+  }
+  await sleep(300)
+  t.deepEqual(seen, [
+    { listened: false, received: 1000, aborted: true, closed: true },
+    { listened: true, received: 1000, aborted: true, closed: true, error: 'ERR_STREAM_RESET' },
+  ])
+  t.is(await (await client.request({ path: '/ping' })).body.text(), 'pong')
+  await client.close()
+  await closed(server)
+})
+
 test('a thrown or rejected handler error answers 500 and the server keeps serving', async (t) => {
   const errors: unknown[] = []
   const { server, client } = await start(async (req, res) => {

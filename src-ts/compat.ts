@@ -142,6 +142,16 @@ export class Http3ServerRequest extends Readable {
     )
   }
 
+  /**
+   * As `http.IncomingMessage` does: a body that fails (the client reset the
+   * stream, the connection went) emits `'error'` only if someone listens;
+   * `'aborted'` and `'close'` always follow. Otherwise a client's reset would
+   * crash a handler that only listens for `'data'` (an unhandled `'error'`).
+   */
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    cb(this.listenerCount('error') > 0 ? err : null)
+  }
+
   /** The body stream underneath, for callers that want InboundFrameStream. */
   get inbound(): InboundFrameStream {
     return this.#event.recv
