@@ -9,7 +9,7 @@ import test from 'ava'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import { connect, serve, type Http3SettingsInit, type TokioQuicheError } from 'tokio-quiche'
+import { connect, createServer, serve, type Http3SettingsInit, type TokioQuicheError } from 'tokio-quiche'
 import { fetchText, latencySummary as summary, servedDuring, sleep, testIdentity } from './helpers.js'
 
 const ROOT = `${__dirname}/..`
@@ -231,6 +231,51 @@ test('a client that dribbles its body forever: requestTimeoutMs errors the handl
   t.is(await fetchText(address, { serverName: 'localhost', ca: identity.cert }), 'ok', 'the server keeps serving')
   for (const bad of [-1, 1.5, '1000', 2 ** 31]) {
     const err = await t.throwsAsync(serve({ tls: { cert: identity.certPath, privateKey: identity.keyPath }, requestTimeoutMs: bad as number }, () => new Response('x')))
+    t.is((err as TokioQuicheError).code, 'ERR_INVALID_ARG')
+    t.regex(err!.message, /^options\.requestTimeoutMs: expected a whole number of ms/)
+  }
+})
+
+test('createServer({ requestTimeoutMs }): a dribbled body gets 408 and req an ERR_STREAM_CLOSED error; a GET answered slowly and a body sent in time do not; bad values are typed errors', async (t) => {
+  const identity = await testIdentity()
+  const seen: Record<string, string> = {}
+  const server = createServer({ tls: { cert: identity.certPath, privateKey: identity.keyPath }, requestTimeoutMs: 500 }, (req, res) => {
+    if (req.method === 'GET') return void setTimeout(() => res.end('slow but fine'), 800)
+    let bytes = 0
+    req.on('data', (chunk: Buffer) => (bytes += chunk.length))
+    req.on('end', () => res.end(`read ${bytes}`))
+    req.on('error', (err: TokioQuicheError) => (seen[req.url] = `${err.code}: ${err.message}`))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const client = await connect(`127.0.0.1:${server.address()!.port}`, { serverName: 'localhost', ca: identity.cert })
+  t.teardown(() => client.close())
+  const dribble = {
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        yield new Uint8Array(1)
+        await sleep(100)
+      }
+    },
+  }
+  const started = Date.now()
+  const dribbled = await client.request({ method: 'POST', path: '/dribble', body: dribble })
+  const ms = Date.now() - started
+  t.is(dribbled.status, 408)
+  t.true(ms >= 400 && ms < 2000, `408 after ${ms} ms`)
+  await sleep(50)
+  t.is(seen['/dribble'], 'ERR_STREAM_CLOSED: stream 0: the request body did not end within 500 ms (requestTimeoutMs)')
+  // Sent whole in time, answered after the deadline would have passed: no 408.
+  const slowGet = await client.request({ path: '/get' })
+  t.is(slowGet.status, 200)
+  t.is(await slowGet.body.text(), 'slow but fine')
+  const inTime = await client.request({ method: 'POST', path: '/in-time', body: new Uint8Array(3000) })
+  t.is(await inTime.body.text(), 'read 3000')
+  await sleep(600)
+  t.false('/in-time' in seen, seen['/in-time'])
+  for (const bad of [-1, 1.5, '1000', 2 ** 31]) {
+    const err = t.throws(() => createServer({ tls: { cert: identity.certPath, privateKey: identity.keyPath }, requestTimeoutMs: bad as number }))
     t.is((err as TokioQuicheError).code, 'ERR_INVALID_ARG')
     t.regex(err!.message, /^options\.requestTimeoutMs: expected a whole number of ms/)
   }

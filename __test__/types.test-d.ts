@@ -1,7 +1,7 @@
 // Compile-time checks of the public types (`npm run typecheck` fails on a
 // mismatch): an event union that loses or gains a variant, or an option that
 // changes type, is a breaking change users would only see in their own build.
-import type { ClientH3Event, ConnectOptions, H3Event, ServeOptions, ServerH3Event } from 'tokio-quiche'
+import type { ClientH3Event, ConnectOptions, CreateServerOptions, H3Event, ServeOptions, ServerH3Event } from 'tokio-quiche'
 
 /** True only when A and B are the same type (not merely assignable). */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
@@ -25,6 +25,8 @@ export type Checks = [
   Assert<Equal<ConnectOptions['signal'], AbortSignal | undefined>>,
   Assert<Equal<keyof ServeOptions, 'socket' | 'tls' | 'settings' | 'limits' | 'http3' | 'signal' | 'onError' | 'requestTimeoutMs'>>,
   Assert<Equal<ServeOptions['requestTimeoutMs'], number | undefined>>,
+  Assert<Equal<keyof CreateServerOptions, 'tls' | 'settings' | 'limits' | 'http3' | 'requestTimeoutMs'>>,
+  Assert<Equal<CreateServerOptions['requestTimeoutMs'], number | undefined>>,
   Assert<Equal<ServeOptions['signal'], AbortSignal | undefined>>,
   Assert<Equal<ServeOptions['onError'], ((error: unknown, request: Request) => void) | undefined>>,
 ]

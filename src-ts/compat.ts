@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events'
 import { Readable, Stream } from 'node:stream'
 import { type AddressInfo, addressInfo } from './address.js'
+import { bodyDeadline, requestTimeoutOption } from './deadline.js'
 import { drain, sendGoaway } from './drain.js'
 import { TokioQuicheError, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
@@ -24,6 +25,14 @@ export interface CreateServerOptions {
   limits?: ConnectionLimits
   /** HTTP/3 SETTINGS the server sends. */
   http3?: Http3SettingsInit
+  /**
+   * Time from a request's headers to the end of its body, ms, like Node's
+   * `server.requestTimeout`. Past it, the client gets 408 if no response
+   * has started, is told to stop sending (STOP_SENDING), and `req` is
+   * destroyed with an `ERR_STREAM_CLOSED` error. Default 300000, as in Node;
+   * `0` turns it off. CONNECT tunnels have no deadline.
+   */
+  requestTimeoutMs?: number
 }
 
 /** A `(req, res)` handler as `node:http2`'s compatibility API calls it. */
@@ -71,6 +80,9 @@ export class Http3ServerRequest extends Readable {
   method: string
   /** The `:path` pseudo-header (path and query); frameworks may rewrite it. */
   url: string
+
+  /** Runs once the body's end (or failure) has been read: the deadline's clearing. */
+  #onBodyEnd: (() => void) | undefined
 
   constructor(event: RequestEvent, socket: PeerInfo) {
     super()
@@ -125,9 +137,15 @@ export class Http3ServerRequest extends Readable {
     return this.socket
   }
 
+  /** @internal `onBodyEnd` runs once the body has ended or failed. */
+  set onBodyEnd(onBodyEnd: () => void) {
+    this.#onBodyEnd = onBodyEnd
+  }
+
   override _read(): void {
     this.#event.recv.recv().then(
       (frame) => {
+        if (!frame || frame.fin) this.#onBodyEnd?.()
         if (!frame) return void this.push(null)
         if (frame.data.length > 0) this.push(frame.data)
         if (frame.fin) this.push(null)
@@ -135,6 +153,7 @@ export class Http3ServerRequest extends Readable {
         else if (frame.data.length === 0) this._read()
       },
       (err: Error) => {
+        this.#onBodyEnd?.()
         this.aborted = true
         this.emit('aborted')
         this.destroy(err)
@@ -460,7 +479,7 @@ function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
 
 const EMPTY = new Uint8Array(0)
 
-const SERVER_KEYS = new Set(['tls', 'settings', 'limits', 'http3'])
+const SERVER_KEYS = new Set(['tls', 'settings', 'limits', 'http3', 'requestTimeoutMs'])
 
 /**
  * `http2.Http2SecureServer` for HTTP/3: emits `'request'` with
@@ -475,12 +494,14 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
   #serving: Promise<void> | undefined
   #closing: Promise<void> | undefined
   readonly #controllers = new Set<ServerH3Controller>()
+  readonly #requestTimeoutMs: number
 
   constructor(options: CreateServerOptions, handler?: RequestListener) {
     super()
-    if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected { tls, settings?, limits?, http3? }')
+    if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected { tls, settings?, limits?, http3?, requestTimeoutMs? }')
     for (const key of Object.keys(options)) if (!SERVER_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
     this.#options = options
+    this.#requestTimeoutMs = requestTimeoutOption(options.requestTimeoutMs)
     // Validates tls and settings now, so bad options throw here.
     this.#params = ConnectionParams.newServer({
       tls: options.tls,
@@ -537,6 +558,15 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
     const req = new Http3ServerRequest(event, socket)
     const res = new Http3ServerResponse(req, event.send)
     res.once('close', () => req.emit('close'))
+    if (!event.readFin && req.method !== 'CONNECT') {
+      const clear = bodyDeadline(event.streamId, this.#requestTimeoutMs, (err) => {
+        if (!res.headersSent) res.writeHead(408).end()
+        event.recv.close()
+        req.destroy(err)
+      })
+      req.onBodyEnd = clear
+      res.once('close', clear)
+    }
     for (const listener of this.listeners('request') as RequestListener[]) {
       try {
         const result = listener(req, res) as Promise<unknown> | undefined

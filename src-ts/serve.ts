@@ -1,4 +1,5 @@
 import { type AddressInfo, addressInfo } from './address.js'
+import { requestTimeoutOption } from './deadline.js'
 import { drain, sendGoaway } from './drain.js'
 import { checkSignal, invalidArg } from './errors.js'
 import type { ServerH3Event } from './events.js'
@@ -43,8 +44,6 @@ export interface ServeOptions {
 }
 
 const SERVE_KEYS = new Set(['socket', 'tls', 'settings', 'limits', 'http3', 'signal', 'onError', 'requestTimeoutMs'])
-/** Node's `server.requestTimeout` default. */
-const DEFAULT_REQUEST_TIMEOUT_MS = 300_000
 
 /**
  * `@hono/node-server`'s `serve()` options: the handler in `fetch` (Hono's
@@ -176,10 +175,7 @@ async function serveHandler(options: ServeOptions, handler: FetchHandler): Promi
   for (const key of Object.keys(options)) if (!SERVE_KEYS.has(key)) throw invalidArg(`options.${key}`, 'is not a known option')
   if (options.onError !== undefined && typeof options.onError !== 'function') throw invalidArg('options.onError', 'expected a function')
   checkSignal('options.signal', options.signal)
-  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-  if (typeof requestTimeoutMs !== 'number' || !Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 0 || requestTimeoutMs > 2 ** 31 - 1) {
-    throw invalidArg('options.requestTimeoutMs', `expected a whole number of ms from 0 (off) to 2147483647, got ${String(requestTimeoutMs)}`)
-  }
+  const requestTimeoutMs = requestTimeoutOption(options.requestTimeoutMs)
   const params = ConnectionParams.newServer({
     tls: options.tls,
     ...(options.settings ? { settings: options.settings } : {}),

@@ -3,9 +3,9 @@
 // its stream. Undici builds both types slowly (on Node 20, `new Request` costs
 // about 5.6 µs and a body stream about 7 µs, as much as the rest of a small
 // request), so what most handlers never touch is made only on first use.
+import { bodyDeadline } from './deadline.js'
 import type { IncomingHeadersEvent } from './events.js'
 import type { InboundFrameStream } from './frames.js'
-import { TokioQuicheError } from './errors.js'
 
 /**
  * A Request whose `signal` aborts when the client resets or stops the
@@ -157,12 +157,8 @@ export function toRequest(event: IncomingHeadersEvent, bodyTimeoutMs = 0): Reque
 function timedBodyStream(recv: InboundFrameStream, ms: number): ReadableStream<Uint8Array> {
   if (ms === 0) return bodyStream(recv)
   const deadline = new AbortController()
-  const timer = setTimeout(() => {
-    deadline.abort(new TokioQuicheError('ERR_STREAM_CLOSED', `stream ${recv.streamId}: the request body did not end within ${ms} ms (requestTimeoutMs)`))
-  }, ms)
-  // The deadline alone must not keep the process alive.
-  timer.unref()
-  return bodyStream(recv, { signal: deadline.signal, onEnd: () => clearTimeout(timer) })
+  const clear = bodyDeadline(recv.streamId, ms, (err) => deadline.abort(err))
+  return bodyStream(recv, { signal: deadline.signal, onEnd: clear })
 }
 
 /**
