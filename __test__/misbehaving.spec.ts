@@ -205,21 +205,20 @@ test('aioquic that grants no flow-control credit on an endless response: the ser
   t.true(state.cancelled, "the response body's stream is cancelled once aioquic went")
 })
 
+/** A request body of one byte every 100 ms, never FIN: the connection never goes idle. */
+async function* dribble(): AsyncGenerator<Uint8Array> {
+  for (;;) {
+    yield new Uint8Array(1)
+    await sleep(100)
+  }
+}
+
 test('a client that dribbles its body forever: requestTimeoutMs errors the handler\'s body and stops the client sending; bad values are typed errors', async (t) => {
   const { server, identity, state, address } = await start({}, {}, 500)
   t.teardown(() => server.close())
   const dribbler = await connect(address, { serverName: 'localhost', ca: identity.cert })
   t.teardown(() => dribbler.close())
-  // One byte every 100 ms, never FIN: the connection never goes idle.
-  const dribble = {
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        yield new Uint8Array(1)
-        await sleep(100)
-      }
-    },
-  }
-  const pending = dribbler.request({ method: 'POST', path: '/upload', body: dribble }).then((r) => r.body.text(), (err: Error) => err)
+  const pending = dribbler.request({ method: 'POST', path: '/upload', body: dribble() }).then((r) => r.body.text(), (err: Error) => err)
   const started = Date.now()
   for (let i = 0; i < 300 && state.upload === undefined; i++) await sleep(10)
   const ms = Date.now() - started
@@ -251,16 +250,8 @@ test('createServer({ requestTimeoutMs }): a dribbled body gets 408 and req an ER
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
   const client = await connect(`127.0.0.1:${server.address()!.port}`, { serverName: 'localhost', ca: identity.cert })
   t.teardown(() => client.close())
-  const dribble = {
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        yield new Uint8Array(1)
-        await sleep(100)
-      }
-    },
-  }
   const started = Date.now()
-  const dribbled = await client.request({ method: 'POST', path: '/dribble', body: dribble })
+  const dribbled = await client.request({ method: 'POST', path: '/dribble', body: dribble() })
   const ms = Date.now() - started
   t.is(dribbled.status, 408)
   t.true(ms >= 400 && ms < 2000, `408 after ${ms} ms`)
