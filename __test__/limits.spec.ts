@@ -2,7 +2,7 @@
 // has none. Real connections on loopback, all from 127.0.0.1, so a per-source
 // cap and the server-wide one are both reached from one process.
 import test from 'ava'
-import { Agent, type ClientH3Controller, connect, createServer, fetch, serve } from 'tokio-quiche'
+import { Agent, type ClientH3Controller, RequestRefusedError, connect, createServer, fetch, serve } from 'tokio-quiche'
 import { sleep, startServer, testIdentity } from './helpers.js'
 
 async function ok(client: ClientH3Controller): Promise<string> {
@@ -30,7 +30,13 @@ test('a source over maxConnectionsPerSource is refused with CONNECTION_REFUSED; 
   t.is(info.peerTransportCode, 0x2, 'CONNECTION_REFUSED')
   t.regex(err!.message, /CONNECTION_REFUSED/)
   t.true(Date.now() - started < 2000, 'refused at once, not left to time out')
-  t.is(server.listener.refusedConnections, 1)
+  await t.throwsAsync(refused.request(), { code: 'ERR_CLOSED', message: /CONNECTION_REFUSED/ }, 'a request after the close says why too')
+  // Block this thread while the refusal arrives and the client's driver stops, so request() meets
+  // a stopped driver before JS has heard the close: it is refused with the close's cause all the same.
+  const raced = await connect(server.address, options)
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000)
+  await t.throwsAsync(raced.request(), { instanceOf: RequestRefusedError, message: /CONNECTION_REFUSED/ })
+  t.is(server.listener.refusedConnections, 2)
   t.is(server.listener.connectionCount, 3, 'the refused connection holds no place')
   t.deepEqual(await Promise.all(admitted.map(ok)), ['ok', 'ok', 'ok'], 'the admitted ones are unaffected')
 
@@ -38,7 +44,7 @@ test('a source over maxConnectionsPerSource is refused with CONNECTION_REFUSED; 
   await until(() => server.listener.connectionCount === 2, 'the closed connection to give its place back')
   const next = await connect(server.address, options)
   t.is(await ok(next), 'ok')
-  t.is(server.listener.refusedConnections, 1)
+  t.is(server.listener.refusedConnections, 2)
   await Promise.all([...admitted.slice(1), next].map((c) => c.close()))
   await server.close()
 })

@@ -236,6 +236,8 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   #nextHelperId = HELPER_IDS_FROM
   #goawayId: number | undefined
   #driverGone = false
+  /** Why the connection closed (`closeCause()`), for requests made after. */
+  #closeCause = ''
   #resolveGoaway!: (id: number) => void
 
   /**
@@ -285,7 +287,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
    * excluded, or still unsent when the connection closed.
    */
   request(init: RequestInit = {}): Promise<ClientResponse> {
-    if (this.isClosed) return Promise.reject(new TokioQuicheError('ERR_CLOSED', 'the connection is closed'))
+    if (this.isClosed) return Promise.reject(new TokioQuicheError('ERR_CLOSED', `the connection is closed${this.#closeCause}`))
     if (this.#goawayId !== undefined) {
       return Promise.reject(new RequestRefusedError(`the server sent GOAWAY (id ${this.#goawayId}): new requests need another connection`))
     }
@@ -308,11 +310,13 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
       try {
         callNative(() => this.native.sendRequest(requestId, flat, body !== undefined))
       } catch (err) {
-        this.#byRequest.delete(requestId)
-        if ((err as TokioQuicheError).code !== 'ERR_CLOSED') return reject(err)
-        // The driver has stopped; its closed event is still on the way.
+        if ((err as TokioQuicheError).code !== 'ERR_CLOSED') {
+          this.#byRequest.delete(requestId)
+          return reject(err)
+        }
+        // The driver has stopped; its closed event is still on the way, and
+        // onClosed() refuses this request with the close's code and reason.
         this.#driverGone = true
-        reject(new RequestRefusedError(`the connection closed before the request was sent: ${(err as Error).message}`))
       }
     })
   }
@@ -412,7 +416,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   }
 
   protected override onClosed(info: CloseInfo): void {
-    const why = closeCause(info)
+    const why = (this.#closeCause = closeCause(info))
     // Requests still waiting for a stream were never sent.
     const unsent = new RequestRefusedError(`the connection closed before the request was sent${why}`)
     for (const pending of this.#byRequest.values()) pending.reject(unsent)
