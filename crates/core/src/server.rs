@@ -40,6 +40,15 @@ pub struct NativeServerParams {
 
 type Connection = InitialQuicConnection<UdpSocket, DefaultMetrics>;
 
+/// A connection that passed address validation and the caps: its place
+/// under them, and its listener's token, which aborts the handshake if the
+/// listener closes before it is done.
+struct Accepted {
+  conn: Connection,
+  permit: Permit,
+  abort: CancellationToken,
+}
+
 /// One listening socket and its stream of incoming connections.
 #[napi]
 pub struct NativeQuicListener {
@@ -244,7 +253,7 @@ impl NativeQuicListener {
   /// outbox (see `startH3`). Callable once per listener.
   fn start_all(
     &self, callback: DeliveriesCallback,
-    start: impl Fn((Connection, Permit)) -> Option<NativeH3Controller> + Send + 'static,
+    start: impl Fn(Accepted) -> Option<NativeH3Controller> + Send + 'static,
   ) -> Result<()> {
     if self.delivering.swap(true, Ordering::AcqRel) {
       return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
@@ -298,7 +307,7 @@ pub type ConnectionCallback =
 async fn next_connection(
   accept: &tokio::sync::Mutex<Option<QuicConnectionStream<DefaultMetrics>>>, cancel: &CancellationToken,
   limits: &Arc<ConnectionLimits>,
-) -> Option<(Connection, Permit)> {
+) -> Option<Accepted> {
   let mut guard = accept.lock().await;
   loop {
     let next = tokio::select! {
@@ -307,7 +316,7 @@ async fn next_connection(
     };
     match next {
       Some(Ok(conn)) => match limits.admit(conn.peer_addr().ip()) {
-        Ok(permit) => return Some((conn, permit)),
+        Ok(permit) => return Some(Accepted { conn, permit, abort: cancel.clone() }),
         Err(refusal) => {
           napi::bindgen_prelude::within_runtime_if_available(|| conn.start(Refused(refusal)));
         },
@@ -325,17 +334,17 @@ async fn next_connection(
 /// A connection that passed the listener but has not started its handshake.
 #[napi]
 pub struct NativeInitialConnection {
-  conn: Mutex<Option<(Connection, Permit)>>,
+  conn: Mutex<Option<Accepted>>,
   local_addr: SocketAddr,
   peer_addr: SocketAddr,
 }
 
 impl NativeInitialConnection {
-  fn new(accepted: (Connection, Permit)) -> Self {
-    Self { local_addr: accepted.0.local_addr(), peer_addr: accepted.0.peer_addr(), conn: Mutex::new(Some(accepted)) }
+  fn new(accepted: Accepted) -> Self {
+    Self { local_addr: accepted.conn.local_addr(), peer_addr: accepted.conn.peer_addr(), conn: Mutex::new(Some(accepted)) }
   }
 
-  fn take(&self) -> Result<(Connection, Permit)> {
+  fn take(&self) -> Result<Accepted> {
     let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
     conn.ok_or_else(|| js_error(ErrorCode::Closed, "connection: it was already started or closed"))
   }
@@ -373,14 +382,14 @@ impl NativeInitialConnection {
   }
 }
 
-fn start_connection(accepted: (Connection, Permit), driver: &NativeServerH3Driver) -> Result<()> {
+fn start_connection(accepted: Accepted, driver: &NativeServerH3Driver) -> Result<()> {
   let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
   let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
   start_app(accepted, h3, &driver.slot, driver.peer_cert.clone());
   Ok(())
 }
 
-fn start_raw_connection(accepted: (Connection, Permit)) -> NativeH3Controller {
+fn start_raw_connection(accepted: Accepted) -> NativeH3Controller {
   let (slot, peer_cert): (ConnectionSlot, PeerCertSlot) = Default::default();
   let (driver, controller) = raw_pair(true, slot.clone(), Some(peer_cert.clone()));
   start_app(accepted, driver, &slot, peer_cert);
@@ -388,10 +397,25 @@ fn start_raw_connection(accepted: (Connection, Permit)) -> NativeH3Controller {
 }
 
 fn start_app<A: ApplicationOverQuic>(
-  (mut conn, permit): (Connection, Permit), app: A, slot: &ConnectionSlot, peer_cert: PeerCertSlot,
+  Accepted { mut conn, permit, abort }: Accepted, app: A, slot: &ConnectionSlot, peer_cert: PeerCertSlot,
 ) {
   record_client_certificate(conn.ssl_mut(), peer_cert);
-  let started = napi::bindgen_prelude::within_runtime_if_available(|| conn.start(Admitted::new(app, permit)));
+  // `InitialQuicConnection::start()`, but with the handshake abortable: a
+  // peer that never finishes it would otherwise hold `listener.close()`
+  // (and the port) until `handshakeTimeoutMs`. Dropping the handshake
+  // drops the connection's socket handle and place, and sends nothing.
+  let (started, handshake) = conn.handshake_fut(Admitted::new(app, permit));
+  napi::bindgen_prelude::spawn(async move {
+    tokio::select! {
+      biased;
+      done = handshake => {
+        if let Ok(running) = done {
+          Connection::resume(running);
+        }
+      },
+      () = abort.cancelled() => {},
+    }
+  });
   let _ = slot.set(started);
 }
 
