@@ -2,7 +2,7 @@
 // (bench/raw-server.ts, subject Q) against a native tokio-quiche
 // ApplicationOverQuic echo (`tq-bench raw-server`, subject NQ), both driven
 // by the same native client (`tq-bench raw-load`), alternating in one run.
-//   npx tsx bench/raw.ts [--runs 5] [--bytes 104857600] [--streams 50] [--duration 5] [--skip-build]
+//   npx tsx bench/raw.ts [--runs 5] [--bytes 104857600] [--streams 50] [--duration 5] [--warmups 1] [--skip-build]
 // Prints a markdown table: medians per subject and the ratio Q/NQ.
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     bytes: { type: 'string', default: String(100 * 1024 * 1024) },
     streams: { type: 'string', default: '50' },
     duration: { type: 'string', default: '5' },
+    warmups: { type: 'string', default: '1' },
     'skip-build': { type: 'boolean', default: false },
   },
 })
@@ -49,8 +50,12 @@ async function once(subject: SubjectId, row: RowId, cert: string, key: string): 
   const { child, line } = await startProcess(cmd, args, (l) => l.startsWith('listening '))
   try {
     const address = line.slice('listening '.length)
+    const load = () => execFileSync(TQ_BENCH, ['raw-load', address, ...ROWS[row].args()], { encoding: 'utf8', env: quicClientEnv(cert) })
+    // One unmeasured load first, as bench/run.ts does: start-up and JIT
+    // warm-up are not what a long-running server pays.
+    for (let i = 0; i < Number(values.warmups); i++) load()
     const cpu = cpuSeconds(child.pid!)
-    const out = execFileSync(TQ_BENCH, ['raw-load', address, ...ROWS[row].args()], { encoding: 'utf8', env: quicClientEnv(cert) })
+    const out = load()
     const result = JSON.parse(out.trim().split('\n').pop()!) as RawLoad
     return { value: ROWS[row].metric(result), serverCpu: (cpuSeconds(child.pid!) - cpu) / result.seconds }
   } finally {

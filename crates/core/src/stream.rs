@@ -427,6 +427,11 @@ fn join_queued(rx: &mut mpsc::Receiver<InboundFrame>, first: InboundFrame, max: 
   while !fin && data.len() < max {
     match rx.try_recv() {
       Ok(InboundFrame::Body(bytes, f)) => {
+        // Room for the whole batch at once: growing by doubling would copy
+        // the bytes already joined again at each step.
+        if data.capacity() < max {
+          data.reserve_exact(max - data.len());
+        }
         data.extend_from_slice(&bytes);
         fin = f;
       },
