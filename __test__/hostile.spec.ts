@@ -5,9 +5,9 @@
 // sends at most 3x what it received from it (RFC 9000 §8.1).
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { ConnectionParams, type QuicListener, connect, listen } from 'tokio-quiche'
+import { ConnectionParams, type QuicListener, ServerH3Driver, connect, listen } from 'tokio-quiche'
 import { fetchText, latencySummary as summary, servedDuring, sleep, startServer, testIdentity } from './helpers.js'
-import { fakeInitial, longHeaderType, rawPeer, sendTo } from './quic-packets.js'
+import { fakeInitial, rawPeer, realInitial, sendTo } from './quic-packets.js'
 
 const answer = async (req: { send: { respond(h: [string, string][], b: string): Promise<void> } }) => req.send.respond([[':status', '200']], 'ok')
 
@@ -70,16 +70,8 @@ for (const [what, attack] of attacks) {
   })
 }
 
-/** A real client Initial: our own client's first datagram, caught by a socket that never answers. */
-async function realInitial(): Promise<Buffer> {
-  const sink = await rawPeer()
-  const address = sink.socket.address()
-  await connect(`127.0.0.1:${address.port}`, { serverName: 'localhost', insecureSkipVerify: true, settings: { handshakeTimeoutMs: 300 } }).catch(() => {})
-  await sink.close()
-  const initial = sink.received.find((d) => longHeaderType(d) === 0)
-  if (!initial) throw new Error('the client sent no Initial')
-  return initial
-}
+/** Our H3 client's first datagram. */
+const h3Initial = () => realInitial((address) => connect(address, { serverName: 'localhost', insecureSkipVerify: true, settings: { handshakeTimeoutMs: 300 } }))
 
 /** Replays `initial` once from a fresh port and counts what comes back in `ms` (retransmissions included). */
 async function bytesBack(address: string, initial: Buffer, ms: number): Promise<{ packets: number; bytes: number }> {
@@ -91,7 +83,7 @@ async function bytesBack(address: string, initial: Buffer, ms: number): Promise<
 }
 
 test.serial('amplification: to an unvalidated address the server sends at most 3x what it received', async (t) => {
-  const initial = await realInitial()
+  const initial = await h3Initial()
   // With Retry (the default): one Retry, smaller than the Initial.
   const validating = await startServer(answer)
   t.teardown(() => validating.close())
@@ -111,7 +103,7 @@ test.serial('amplification: to an unvalidated address the server sends at most 3
 
 for (const startH3 of [false, true]) {
   test.serial(`a handshake that never finishes does not hold listener.close() (${startH3 ? 'startH3()' : 'accept() + start()'})`, async (t) => {
-    const initial = await realInitial()
+    const initial = await h3Initial()
     // handshakeTimeoutMs at its 10 s default: close() used to wait that long (measured 9.5 s).
     const server = await startServer(answer, { settings: { disableClientIpValidation: true }, startH3 })
     const peer = await rawPeer()
@@ -133,3 +125,21 @@ for (const startH3 of [false, true]) {
     await rebound?.close()
   })
 }
+
+test.serial('close() on a server connection mid-handshake ends it at once', async (t) => {
+  const id = await testIdentity()
+  const params = ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath }, settings: { disableClientIpValidation: true } })
+  const [listener] = await listen(['127.0.0.1:0'], params)
+  t.teardown(() => listener!.close())
+  const peer = await rawPeer()
+  t.teardown(() => peer.close())
+  await sendTo(peer.socket, listener!.localAddress, await h3Initial())
+  const { driver, controller } = ServerH3Driver.new()
+  ;(await listener!.accept())!.start(driver)
+  const closing = performance.now()
+  const info = await controller.close()
+  const ms = performance.now() - closing
+  t.true(ms < 500, `close() took ${ms.toFixed(0)} ms (handshakeTimeoutMs is 10 s)`)
+  t.is(info.localApplicationCode, undefined, 'nothing was sent: the handshake was dropped')
+  t.true(controller.isClosed)
+})

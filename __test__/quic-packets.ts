@@ -1,6 +1,7 @@
-// Hand-made QUIC v1 long-header packets for tests that talk raw UDP to the
-// server (security.spec.ts, hostile.spec.ts): enough header for the server to
-// parse, with a payload that is not a valid encrypted Initial.
+// QUIC v1 long-header packets for tests that talk raw UDP to the server
+// (security.spec.ts, hostile.spec.ts, raw.spec.ts): hand-made ones, with
+// enough header for the server to parse and a payload that is not a valid
+// encrypted Initial, and real Initials caught from our clients.
 import { randomBytes } from 'node:crypto'
 import { type Socket, createSocket } from 'node:dgram'
 
@@ -30,4 +31,19 @@ export async function rawPeer(): Promise<{ socket: Socket; received: Buffer[]; c
 export function sendTo(socket: Socket, address: string, packet: Buffer): Promise<void> {
   const i = address.lastIndexOf(':')
   return new Promise((resolve, reject) => socket.send(packet, Number(address.slice(i + 1)), address.slice(0, i), (err) => (err ? reject(err) : resolve())))
+}
+
+/**
+ * A real client Initial: the first datagram of `connectTo(address)` (one of
+ * our clients, with a short handshake timeout), caught by a socket that
+ * never answers. Replayed to a server without Retry, it starts a handshake
+ * that cannot finish.
+ */
+export async function realInitial(connectTo: (address: string) => Promise<unknown>): Promise<Buffer> {
+  const sink = await rawPeer()
+  await connectTo(`127.0.0.1:${sink.socket.address().port}`).catch(() => {})
+  await sink.close()
+  const initial = sink.received.find((d) => longHeaderType(d) === 0)
+  if (!initial) throw new Error('the client sent no Initial')
+  return initial
 }

@@ -17,6 +17,7 @@ import {
 } from 'tokio-quiche'
 import { sendAll } from '../examples/hq-interop.js'
 import { testIdentity } from './helpers.js'
+import { rawPeer, realInitial, sendTo } from './quic-packets.js'
 
 interface RawServer {
   address: string
@@ -613,16 +614,26 @@ test.serial('2,000 idle streams do not slow the others: the driver reads a write
 
 test('bad input: a datagram before the handshake is done, and an ALPN name over 255 bytes in UTF-8', async (t) => {
   const id = await testIdentity()
-  const [listener] = await listen(['127.0.0.1:0'], ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath }, alpn: ['test-proto'] }))
+  const tls = { cert: id.certPath, privateKey: id.keyPath }
+  // Without Retry, so that a replayed Initial starts a handshake, which cannot finish: its peer never answers.
+  const [listener] = await listen(['127.0.0.1:0'], ConnectionParams.newServer({ tls, alpn: ['test-proto'], settings: { disableClientIpValidation: true } }))
   t.teardown(() => listener!.close())
-  const connecting = connectQuic(listener!.localAddress, { alpn: 'test-proto', ca: id.certPath, serverName: 'localhost' })
-  const initial = await listener!.accept()
-  // Started and asked at once: the handshake needs the client's next flight first.
-  const conn = initial!.startRaw()
-  t.is(conn.datagrams.maxSize, 0)
-  const early = await t.throwsAsync(conn.datagrams.send('early'), { instanceOf: TokioQuicheError })
+  const stuck = await realInitial((address) => connectQuic(address, { alpn: 'test-proto', insecureSkipVerify: true, settings: { handshakeTimeoutMs: 300 } }))
+  const peer = await rawPeer()
+  t.teardown(() => peer.close())
+  await sendTo(peer.socket, listener!.localAddress, stuck)
+  const halfOpen = (await listener!.accept())!.startRaw()
+  t.is(halfOpen.datagrams.maxSize, 0)
+  const early = await t.throwsAsync(halfOpen.datagrams.send('early'), { instanceOf: TokioQuicheError })
   t.is(early?.code, 'ERR_INVALID_ARG')
   t.regex(early!.message, /^data: no datagram can go before the handshake is done \(await connection\.established\)/)
+  // close() ends a handshake in progress at once (it took 3 s before).
+  const closing = performance.now()
+  await halfOpen.close()
+  t.true(performance.now() - closing < 500, `close() mid-handshake took ${(performance.now() - closing).toFixed(0)} ms`)
+  // A real client: the same connection object, once established, sends.
+  const connecting = connectQuic(listener!.localAddress, { alpn: 'test-proto', ca: id.certPath, serverName: 'localhost' })
+  const conn = (await listener!.accept())!.startRaw()
   await conn.established
   t.true(conn.datagrams.maxSize > 1000)
   const client = await connecting
@@ -631,6 +642,6 @@ test('bad input: a datagram before the handshake is done, and an ALPN name over 
   await client.close()
   // 128 characters, 256 bytes: TLS carries ALPN names as bytes.
   const wide = 'é'.repeat(128)
-  t.throws(() => ConnectionParams.newServer({ tls: { cert: id.certPath, privateKey: id.keyPath }, alpn: [wide] }), { message: /^alpn: .*at most 255 bytes/ })
+  t.throws(() => ConnectionParams.newServer({ tls, alpn: [wide] }), { message: /^alpn: .*at most 255 bytes/ })
   await t.throwsAsync(connectQuic(listener!.localAddress, { alpn: wide }), { message: /^options\.alpn: .*at most 255 bytes/ })
 })

@@ -16,6 +16,8 @@ use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand, QuicheConnect
 use crate::commands::Commands;
 use crate::crossings;
 use crate::errors::{for_promise, js_error, napi_failure, ErrorCode, Result};
+use tokio_util::sync::CancellationToken;
+
 use crate::events::{ConnectionSlot, Deliver, EventCallback, StreamHandles};
 use crate::flow::NativeDatagramFlow;
 use crate::raw_driver::{RawCommand, RawCommands, RawShared, DATAGRAM_SIZE_UNKNOWN};
@@ -38,6 +40,9 @@ pub struct NativeH3Controller {
   requests: Option<ClientRequests>,
   peer_cert: Option<PeerCertSlot>,
   raw: Option<RawParts>,
+  /// Drops a server connection's handshake still in progress (`server.rs`):
+  /// the driver takes no command, a close included, before it is done.
+  handshake_abort: CancellationToken,
 }
 
 /// What only a raw QUIC connection's controller has (`raw_driver.rs`).
@@ -65,7 +70,13 @@ impl NativeH3Controller {
     requests: Option<ClientRequests>, peer_cert: Option<PeerCertSlot>,
   ) -> Self {
     let StreamHandles { commands, writers, .. } = handles;
-    Self { commands, writers, goaway, events: Mutex::new(Some(events)), slot, requests, peer_cert, raw: None }
+    let handshake_abort = CancellationToken::new();
+    Self { commands, writers, goaway, events: Mutex::new(Some(events)), slot, requests, peer_cert, raw: None, handshake_abort }
+  }
+
+  /// What `close()` cancels, for whoever runs this connection's handshake.
+  pub fn handshake_abort(&self) -> CancellationToken {
+    self.handshake_abort.clone()
   }
 
   /// Makes this the controller of a raw QUIC connection.
@@ -120,6 +131,8 @@ impl NativeH3Controller {
   /// Closes the connection with an application CONNECTION_CLOSE.
   #[napi(catch_unwind)]
   pub fn close(&self, error_code: f64, reason: String) -> Result<()> {
+    // Mid-handshake this ends the connection now (sending nothing); after, it does nothing.
+    self.handshake_abort.cancel();
     self.command(H3Command::QuicCmd(QuicCommand::ConnectionClose(ConnectionShutdownBehaviour {
       send_application_close: true,
       error_code: error_code as u64,

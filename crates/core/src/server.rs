@@ -385,25 +385,27 @@ impl NativeInitialConnection {
 fn start_connection(accepted: Accepted, driver: &NativeServerH3Driver) -> Result<()> {
   let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
   let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
-  start_app(accepted, h3, &driver.slot, driver.peer_cert.clone());
+  start_app(accepted, h3, &driver.slot, driver.peer_cert.clone(), driver.abort.clone());
   Ok(())
 }
 
 fn start_raw_connection(accepted: Accepted) -> NativeH3Controller {
   let (slot, peer_cert): (ConnectionSlot, PeerCertSlot) = Default::default();
   let (driver, controller) = raw_pair(true, slot.clone(), Some(peer_cert.clone()));
-  start_app(accepted, driver, &slot, peer_cert);
+  start_app(accepted, driver, &slot, peer_cert, controller.handshake_abort());
   controller
 }
 
 fn start_app<A: ApplicationOverQuic>(
   Accepted { mut conn, permit, abort }: Accepted, app: A, slot: &ConnectionSlot, peer_cert: PeerCertSlot,
+  close: CancellationToken,
 ) {
   record_client_certificate(conn.ssl_mut(), peer_cert);
-  // `InitialQuicConnection::start()`, but with the handshake abortable: a
-  // peer that never finishes it would otherwise hold `listener.close()`
-  // (and the port) until `handshakeTimeoutMs`. Dropping the handshake
-  // drops the connection's socket handle and place, and sends nothing.
+  // `InitialQuicConnection::start()`, but with the handshake abortable, by
+  // the listener closing or the connection's own `close()`: a peer that
+  // never finishes it would otherwise hold either (and the port) until
+  // `handshakeTimeoutMs`. Dropping the handshake drops the connection's
+  // socket handle and place, and sends nothing.
   let (started, handshake) = conn.handshake_fut(Admitted::new(app, permit));
   napi::bindgen_prelude::spawn(async move {
     tokio::select! {
@@ -414,6 +416,7 @@ fn start_app<A: ApplicationOverQuic>(
         }
       },
       () = abort.cancelled() => {},
+      () = close.cancelled() => {},
     }
   });
   let _ = slot.set(started);
@@ -442,6 +445,8 @@ pub struct NativeServerH3Driver {
   driver: Mutex<Option<ServerH3Driver>>,
   slot: ConnectionSlot,
   peer_cert: PeerCertSlot,
+  /// Its controller's `handshake_abort()`.
+  abort: CancellationToken,
 }
 
 /// `ServerH3Driver::new`'s pair.
@@ -474,15 +479,14 @@ fn driver_pair(settings: &NativeHttp3Settings) -> NativeServerDriverPair {
     _ => Some(server_event(ev, &convert_handles)),
   };
   let pump_handles = handles.clone();
-  NativeServerDriverPair {
-    driver: NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot: slot.clone(), peer_cert: peer_cert.clone() },
-    controller: NativeH3Controller::new(
-      handles,
-      goaway,
-      Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, pump_handles, convert)),
-      slot,
-      None,
-      Some(peer_cert),
-    ),
-  }
+  let controller = NativeH3Controller::new(
+    handles,
+    goaway,
+    Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, pump_handles, convert)),
+    slot.clone(),
+    None,
+    Some(peer_cert.clone()),
+  );
+  let abort = controller.handshake_abort();
+  NativeServerDriverPair { driver: NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot, peer_cert, abort }, controller }
 }
