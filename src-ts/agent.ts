@@ -1,7 +1,7 @@
 // A pool of HTTP/3 connections for fetch(): one per origin, shared by every
 // request to it, replaced once it has closed.
 import { type ClientH3Controller, type ConnectOptions, connect } from './client.js'
-import { TokioQuicheError, invalidArg } from './errors.js'
+import { TokioQuicheError, invalidArg, shown } from './errors.js'
 
 /** TLS options of {@link Agent}: the same names and meaning as {@link ConnectOptions}. */
 export type AgentOptions = Pick<ConnectOptions, 'ca' | 'insecureSkipVerify' | 'clientCertificate' | 'settings' | 'http3'> & {
@@ -48,7 +48,7 @@ export class Agent implements AsyncDisposable {
     if (options === null || typeof options !== 'object') throw invalidArg('options', 'expected an object')
     const { idleTimeout } = options
     if (idleTimeout !== undefined && !(Number.isFinite(idleTimeout) && idleTimeout >= 0)) {
-      throw invalidArg('options.idleTimeout', `expected a non-negative number of ms, got ${String(idleTimeout)}`)
+      throw invalidArg('options.idleTimeout', `expected a non-negative number of ms, got ${shown(idleTimeout)}`)
     }
     this.#options = options
   }

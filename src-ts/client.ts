@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto'
 import native, { type NativeConnectOptions, type NativeH3Controller } from './native.js'
 import type { RawH3Event } from './batch.js'
 import type { TlsCertificatePaths } from './params.js'
-import { RequestRefusedError, TokioQuicheError, awaitNative, callNative, certificateRejection, checkSignal, invalidArg } from './errors.js'
+import { RequestRefusedError, TokioQuicheError, awaitNative, callNative, certificateRejection, checkSignal, invalidArg, shown } from './errors.js'
 import { H3Controller } from './controller.js'
 import { type ClientH3Event, type CloseInfo, type EventContext, type IncomingHeadersEvent, toEvent } from './events.js'
 import { type Header, type HeadersInit, type InboundFrameStream, type OutboundFrameSender, flattenHeaders } from './frames.js'
@@ -153,7 +153,7 @@ export class ClientRequestSender {
     if (request === null || typeof request !== 'object') throw invalidArg('request', 'expected { requestId, headers }')
     const { requestId } = request
     if (!Number.isInteger(requestId) || requestId < 0 || requestId > Number.MAX_SAFE_INTEGER) {
-      throw invalidArg('request.requestId', `expected a non-negative integer, got ${String(requestId)}`)
+      throw invalidArg('request.requestId', `expected a non-negative integer, got ${shown(requestId)}`)
     }
     const headers = flattenHeaders(request.headers, 'request.headers')
     callNative(() => this.#native.sendRequest(requestId, headers, request.bodyWriter === true))

@@ -6,7 +6,7 @@ import { Readable, Stream } from 'node:stream'
 import { type AddressInfo, addressInfo } from './address.js'
 import { bodyDeadline, requestTimeoutOption } from './deadline.js'
 import { drain, sendGoaway } from './drain.js'
-import { TokioQuicheError, invalidArg } from './errors.js'
+import { TokioQuicheError, invalidArg, shown } from './errors.js'
 import type { ServerH3Event } from './events.js'
 import { HOP_BY_HOP, type Header, type InboundFrameStream, type OutboundFrameSender, RESOLVED } from './frames.js'
 import { type ConnectionLimits, ConnectionParams, type ServerTlsOptions } from './params.js'
@@ -305,7 +305,7 @@ export class Http3ServerResponse extends Stream {
   /** Sets the status and more headers; they leave with the first write or `end()`. */
   writeHead(statusCode: number, statusMessageOrHeaders?: string | Record<string, string | number | readonly (string | number)[]>, headers?: Record<string, string | number | readonly (string | number)[]>): this {
     this.#notSent('writeHead()')
-    if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) throw invalidArg('statusCode', `expected an integer 100-999, got ${statusCode}`)
+    if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) throw invalidArg('statusCode', `expected an integer 100-999, got ${shown(statusCode)}`)
     this.statusCode = statusCode
     const extra = typeof statusMessageOrHeaders === 'object' ? statusMessageOrHeaders : headers
     if (extra) for (const name of Object.keys(extra)) this.setHeader(name, extra[name]!)
@@ -518,7 +518,7 @@ export class Http3Server extends EventEmitter implements AsyncDisposable {
   listen(port?: number | { port?: number; host?: string }, host?: string | (() => void), cb?: () => void): this {
     if (typeof host === 'function') [cb, host] = [host, undefined]
     const where = typeof port === 'object' && port !== null ? port : { port, host }
-    if (where.port !== undefined && !(Number.isInteger(where.port) && where.port >= 0 && where.port <= 65535)) throw invalidArg('port', `expected an integer 0-65535, got ${String(where.port)}`)
+    if (where.port !== undefined && !(Number.isInteger(where.port) && where.port >= 0 && where.port <= 65535)) throw invalidArg('port', `expected an integer 0-65535, got ${shown(where.port)}`)
     if (where.host !== undefined && (typeof where.host !== 'string' || where.host === '')) throw invalidArg('host', 'expected a host name or IP address')
     if (cb !== undefined && typeof cb !== 'function') throw invalidArg('callback', 'expected a function')
     if (this.#bound) throw new TokioQuicheError('ERR_LISTEN', 'listen(): the server is already listening')

@@ -1,6 +1,6 @@
 import type { NativeConnectionStats, NativeH3Controller } from './native.js'
 import { type EventBatch, type RawH3Event, decodeBatch } from './batch.js'
-import { StreamStoppedError, TokioQuicheError, awaitNative, callNative, fromNative, invalidArg } from './errors.js'
+import { StreamStoppedError, TokioQuicheError, awaitNative, callNative, fromNative, invalidArg, shown } from './errors.js'
 import { AsyncQueue, type CloseInfo, type EventContext, type StreamRegistry } from './events.js'
 import { InboundFrameStream, type OutboundFrameSender } from './frames.js'
 
@@ -27,7 +27,7 @@ export interface StreamShutdownOptions {
 /** A QUIC/H3 error code: a non-negative integer a JS number holds exactly (below QUIC's 2^62 varint limit). */
 export function checkCode(field: string, code: unknown, what = 'error code'): number {
   if (typeof code !== 'number' || !Number.isInteger(code) || code < 0 || code > Number.MAX_SAFE_INTEGER) {
-    throw invalidArg(field, `expected a non-negative integer ${what}, got ${String(code)}`)
+    throw invalidArg(field, `expected a non-negative integer ${what}, got ${shown(code)}`)
   }
   return code
 }

@@ -1,6 +1,6 @@
 // requestTimeoutMs: the deadline for a request's body that serve() and
 // createServer() share (Node's server.requestTimeout; tokio-quiche has none).
-import { TokioQuicheError, invalidArg } from './errors.js'
+import { TokioQuicheError, invalidArg, shown } from './errors.js'
 
 /** Node's `server.requestTimeout` default. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 300_000
@@ -11,7 +11,7 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1
 export function requestTimeoutOption(value: unknown): number {
   const ms = value ?? DEFAULT_REQUEST_TIMEOUT_MS
   if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > MAX_TIMEOUT_MS) {
-    throw invalidArg('options.requestTimeoutMs', `expected a whole number of ms from 0 (off) to ${MAX_TIMEOUT_MS}, got ${String(ms)}`)
+    throw invalidArg('options.requestTimeoutMs', `expected a whole number of ms from 0 (off) to ${MAX_TIMEOUT_MS}, got ${shown(ms)}`)
   }
   return ms
 }

@@ -1,3 +1,5 @@
+import { inspect } from 'node:util'
+
 /** Stable error codes: `crates/core/src/errors.rs` produces all but `ERR_STREAM_RESET`, which `InboundFrameStream` raises from a reset code. */
 export type ErrorCode =
   | 'ERR_INVALID_ARG'
@@ -171,6 +173,17 @@ export async function awaitNative<T>(promise: Promise<T>): Promise<T> {
 /** Throws unless `signal` is absent or an `AbortSignal` (a look-alike would fail later, untyped). */
 export function checkSignal(field: string, signal: unknown): void {
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg(field, 'expected an AbortSignal')
+}
+
+/**
+ * A bad value for an error message. `String()` would throw on some objects
+ * (`Object.create(null)`, a `toString` that is not a function) and turn a
+ * typed error into a TypeError; `inspect` never does.
+ */
+export function shown(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return String(value)
+  return inspect(value, { depth: 0, breakLength: Infinity, maxArrayLength: 5, maxStringLength: 40 })
 }
 
 export function invalidArg(field: string, message: string): TokioQuicheError {

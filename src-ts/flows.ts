@@ -1,5 +1,5 @@
 import type { NativeDatagramFlow } from './native.js'
-import { TokioQuicheError, callNative, invalidArg } from './errors.js'
+import { TokioQuicheError, callNative, invalidArg, shown } from './errors.js'
 
 /** What an HTTP/3 flow and a raw QUIC connection's datagrams share: a bounded send, a batched receive. */
 abstract class Datagrams implements AsyncIterable<Buffer>, AsyncDisposable {
@@ -75,7 +75,7 @@ export class DatagramFlow extends Datagrams {
    */
   async shutdown(streamId = this.flowId * 4): Promise<void> {
     if (!Number.isSafeInteger(streamId) || streamId < 0) {
-      throw invalidArg('streamId', `expected a non-negative integer, got ${String(streamId)}`)
+      throw invalidArg('streamId', `expected a non-negative integer, got ${shown(streamId)}`)
     }
     const pending = callNative(() => this.native.shutdown(streamId))
     if (pending && !(await pending)) throw this.closedError()

@@ -1,5 +1,5 @@
 import native, { type ExternalObject, type NativeBodyReader, type NativeBodyWriter, type NativeH3AuditStats, type NativeH3Controller, type NativeInboundChunk } from './native.js'
-import { StreamResetError, StreamStoppedError, TokioQuicheError, callNative, invalidArg } from './errors.js'
+import { StreamResetError, StreamStoppedError, TokioQuicheError, callNative, invalidArg, shown } from './errors.js'
 
 /**
  * A header as received: name and value as latin1 strings (one character per
@@ -389,7 +389,7 @@ export class OutboundFrameSender extends Abortable implements AsyncDisposable {
         case 'peerStreamError':
           return native.sendPeerStreamError()
         default:
-          throw invalidArg('frame.type', `expected headers, body, trailers or peerStreamError, got ${String((frame as { type?: unknown })?.type)}`)
+          throw invalidArg('frame.type', `expected headers, body, trailers or peerStreamError, got ${shown((frame as { type?: unknown })?.type)}`)
       }
     })
   }
@@ -397,7 +397,7 @@ export class OutboundFrameSender extends Abortable implements AsyncDisposable {
 
 function checkPriority(priority: Priority | undefined, field = 'priority'): void {
   if (priority && (!Number.isInteger(priority.urgency) || priority.urgency < 0 || priority.urgency > 7)) {
-    throw invalidArg(`${field}.urgency`, `expected an integer from 0 to 7, got ${priority.urgency}`)
+    throw invalidArg(`${field}.urgency`, `expected an integer from 0 to 7, got ${shown(priority.urgency)}`)
   }
 }
 

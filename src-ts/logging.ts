@@ -1,5 +1,5 @@
 import native from './native.js'
-import { callNative, invalidArg } from './errors.js'
+import { callNative, invalidArg, shown } from './errors.js'
 
 /** Log levels, most severe first. */
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
@@ -33,7 +33,7 @@ function fieldsOf(pairs: readonly string[]): Record<string, string> {
 export function setLogger(logger: ((record: LogRecord) => void) | null, options: { level?: LogLevel } = {}): void {
   if (logger !== null && typeof logger !== 'function') throw invalidArg('logger', 'expected a function or null')
   const { level = 'info' } = options
-  if (!LEVELS.includes(level)) throw invalidArg('options.level', `expected one of ${LEVELS.join(', ')}, got ${String(level)}`)
+  if (!LEVELS.includes(level)) throw invalidArg('options.level', `expected one of ${LEVELS.join(', ')}, got ${shown(level)}`)
   const forward =
     logger &&
     ((raw: { level: string; message: string; fields: string[] }) => {

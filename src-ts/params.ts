@@ -1,5 +1,5 @@
 import type { NativeConnectionLimits, NativeQuicSettings, NativeServerTls } from './native.js'
-import { invalidArg } from './errors.js'
+import { invalidArg, shown } from './errors.js'
 import { type QuicSettings, checkAlpn, quicSettingsToNative } from './settings.js'
 
 /** A certificate chain and private key, as PEM file paths (tokio-quiche's `TlsCertificatePaths`). */
@@ -79,7 +79,7 @@ export function connectionLimitsToNative(limits: ConnectionLimits | undefined, f
     const value = limits[key]
     if (value === undefined) continue
     if (typeof value !== 'number' || !(value === Infinity || (Number.isInteger(value) && value >= 1))) {
-      throw invalidArg(`${field}.${key}`, `expected a positive integer or Infinity, got ${String(value)}`)
+      throw invalidArg(`${field}.${key}`, `expected a positive integer or Infinity, got ${shown(value)}`)
     }
     out[key] = value
   }
@@ -98,7 +98,7 @@ function identity(paths: TlsCertificatePaths, field: string): { certPath: string
 export function serverTlsToNative(tls: ServerTlsOptions, field = 'tls'): NativeServerTls {
   const out: NativeServerTls = identity(tls, field)
   if (tls.kind !== undefined) {
-    if (tls.kind !== 'x509' && tls.kind !== 'rawPublicKey') throw invalidArg(`${field}.kind`, `expected 'x509' or 'rawPublicKey', got ${String(tls.kind)}`)
+    if (tls.kind !== 'x509' && tls.kind !== 'rawPublicKey') throw invalidArg(`${field}.kind`, `expected 'x509' or 'rawPublicKey', got ${shown(tls.kind)}`)
     out.kind = tls.kind
   }
   if (tls.sni !== undefined) {

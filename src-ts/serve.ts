@@ -1,7 +1,7 @@
 import { type AddressInfo, addressInfo } from './address.js'
 import { requestTimeoutOption } from './deadline.js'
 import { drain, sendGoaway } from './drain.js'
-import { checkSignal, invalidArg } from './errors.js'
+import { checkSignal, invalidArg, shown } from './errors.js'
 import type { ServerH3Event } from './events.js'
 import { HOP_BY_HOP, type Header, type OutboundFrameSender } from './frames.js'
 import { type ConnectionLimits, ConnectionParams, type ServerTlsOptions } from './params.js'
@@ -162,7 +162,7 @@ export async function serve(options: ServeOptions | FetchServeOptions, second?: 
   const { fetch, port = 3000, hostname = '0.0.0.0', ...rest } = options
   if (typeof fetch !== 'function') throw invalidArg('options.fetch', 'expected a function (request) => Response, such as app.fetch')
   if ('socket' in rest) throw invalidArg('options.socket', 'give port and hostname with options.fetch')
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArg('options.port', `expected an integer 0-65535, got ${String(port)}`)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArg('options.port', `expected an integer 0-65535, got ${shown(port)}`)
   if (typeof hostname !== 'string' || hostname === '') throw invalidArg('options.hostname', 'expected a host name or IP address')
   if (second !== undefined && typeof second !== 'function') throw invalidArg('listeningListener', 'expected a function')
   const server = await serveHandler({ ...rest, socket: { host: hostname, port } }, fetch)

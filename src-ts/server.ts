@@ -5,7 +5,7 @@ import native, {
   type NativeQuicListener,
   type NativeServerH3Driver,
 } from './native.js'
-import { awaitNative, callNative, invalidArg } from './errors.js'
+import { awaitNative, callNative, invalidArg, shown } from './errors.js'
 import type { EventBatch, RawH3Event } from './batch.js'
 import { H3Controller } from './controller.js'
 import { RawQuicConnection } from './raw.js'
@@ -33,7 +33,7 @@ function listenSocket(socket: ListenSocket, index: number): { address: string; r
   }
   const { host = '0.0.0.0', port } = socket
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw invalidArg(`${field}.port`, `expected an integer from 0 to 65535, got ${String(port)}`)
+    throw invalidArg(`${field}.port`, `expected an integer from 0 to 65535, got ${shown(port)}`)
   }
   if (typeof host !== 'string' || host.length === 0) throw invalidArg(`${field}.host`, 'expected a host name or IP address')
   return { address: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, reusePort }

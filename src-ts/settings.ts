@@ -1,5 +1,5 @@
 import type { NativeHttp3Settings, NativeQuicSettings } from './native.js'
-import { invalidArg } from './errors.js'
+import { invalidArg, shown } from './errors.js'
 
 /** 2^62 - 1: the largest QUIC variable-length integer. */
 const MAX_VARINT = 2 ** 62 - 1
@@ -19,12 +19,12 @@ function check(field: string, value: unknown, rule: Rule): void {
   switch (rule.kind) {
     case 'uint':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > rule.max) {
-        throw invalidArg(field, `expected an integer from 0 to ${rule.max}, got ${String(value)}`)
+        throw invalidArg(field, `expected an integer from 0 to ${rule.max}, got ${shown(value)}`)
       }
       return
     case 'factor':
       if (typeof value !== 'number' || !Number.isFinite(value) || value < rule.min || value > rule.max) {
-        throw invalidArg(field, `expected a number from ${rule.min} to ${rule.max}, got ${String(value)}`)
+        throw invalidArg(field, `expected a number from ${rule.min} to ${rule.max}, got ${shown(value)}`)
       }
       return
     case 'bool':
