@@ -12,12 +12,11 @@ use napi_derive::napi;
 use tokio::sync::oneshot;
 use tokio_quiche::http3::driver::{H3Command, NewClientRequest, StreamShutdown};
 use tokio_quiche::quic::{ConnectionShutdownBehaviour, QuicCommand, QuicheConnection};
+use tokio_util::sync::CancellationToken;
 
 use crate::commands::Commands;
 use crate::crossings;
 use crate::errors::{for_promise, js_error, napi_failure, ErrorCode, Result};
-use tokio_util::sync::CancellationToken;
-
 use crate::events::{ConnectionSlot, Deliver, EventCallback, StreamHandles};
 use crate::flow::NativeDatagramFlow;
 use crate::raw_driver::{RawCommand, RawCommands, RawShared, DATAGRAM_SIZE_UNKNOWN};
