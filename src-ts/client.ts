@@ -236,8 +236,6 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   #nextHelperId = HELPER_IDS_FROM
   #goawayId: number | undefined
   #driverGone = false
-  /** Why the connection closed (`closeCause()`), for requests made after. */
-  #closeCause = ''
   #resolveGoaway!: (id: number) => void
 
   /**
@@ -287,7 +285,8 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
    * excluded, or still unsent when the connection closed.
    */
   request(init: RequestInit = {}): Promise<ClientResponse> {
-    if (this.isClosed) return Promise.reject(new TokioQuicheError('ERR_CLOSED', `the connection is closed${this.#closeCause}`))
+    const closed = this.closeInfo
+    if (closed) return Promise.reject(new TokioQuicheError('ERR_CLOSED', `the connection is closed${closeCause(closed)}`))
     if (this.#goawayId !== undefined) {
       return Promise.reject(new RequestRefusedError(`the server sent GOAWAY (id ${this.#goawayId}): new requests need another connection`))
     }
@@ -416,7 +415,7 @@ export class ClientH3Controller extends H3Controller<ClientH3Event> {
   }
 
   protected override onClosed(info: CloseInfo): void {
-    const why = (this.#closeCause = closeCause(info))
+    const why = closeCause(info)
     // Requests still waiting for a stream were never sent.
     const unsent = new RequestRefusedError(`the connection closed before the request was sent${why}`)
     for (const pending of this.#byRequest.values()) pending.reject(unsent)

@@ -152,6 +152,11 @@ export abstract class ConnectionController<E> implements AsyncIterable<E>, Async
     return this.#closeInfo !== undefined
   }
 
+  /** How the connection ended; `undefined` while it is open. */
+  protected get closeInfo(): CloseInfo | undefined {
+    return this.#closeInfo
+  }
+
   /** `ip:port` of this end. */
   get localAddress(): string | null {
     return this.native.localAddress
