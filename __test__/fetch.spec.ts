@@ -63,6 +63,62 @@ test('a streamed 20 MiB upload and download match by SHA-256; 10 concurrent fetc
   t.is(remotes.size, 1)
 })
 
+test("the Response behaves as undici's whichever way its body is read", async (t) => {
+  const { server, agent, base } = await start(async (request) => {
+    const path = new URL(request.url).pathname
+    if (path === '/bom') return new Response(new Uint8Array([0xef, 0xbb, 0xbf, ...Buffer.from('{"a":"é"}')]))
+    if (path === '/empty') return new Response(null, { status: 204, headers: { 'x-empty': '1' } })
+    return new Response('{"n":42}', { status: 201, headers: { 'content-type': 'application/json', 'x-n': '42' } })
+  })
+  t.teardown(async () => { await agent.close(); await server.close() })
+  const reference = new Response('{"n":42}')
+  await reference.text()
+  const res = await fetch(`${base}/json`, { agent })
+  t.true(res instanceof Response)
+  t.like(res, { status: 201, ok: true, statusText: '', type: 'default', redirected: false, bodyUsed: false, url: `${base}/json` })
+  t.deepEqual(await res.json(), { n: 42 })
+  t.true(res.bodyUsed)
+  const again = (await t.throwsAsync(res.text(), { instanceOf: TypeError }))!
+  t.regex(again.message, /Body is unusable/)
+  t.is(res.body!.locked, reference.body!.locked)
+  await t.throwsAsync(res.arrayBuffer(), { instanceOf: TypeError })
+
+  const bom = await fetch(`${base}/bom`, { agent })
+  t.deepEqual(await bom.json(), { a: 'é' })
+  const buffer = await (await fetch(`${base}/bom`, { agent })).arrayBuffer()
+  t.true(buffer instanceof ArrayBuffer)
+  t.is(Buffer.from(buffer).toString('hex'), 'efbbbf' + Buffer.from('{"a":"é"}').toString('hex'))
+  const bytes = await (await fetch(`${base}/x`, { agent })).bytes()
+  t.is(Object.getPrototypeOf(bytes), Uint8Array.prototype)
+  t.is(Buffer.from(bytes).toString(), '{"n":42}')
+
+  // What the stand-in defers to a real Response: the stream, clone(), blob(), undici's own methods.
+  const streamed = await fetch(`${base}/x`, { agent })
+  const chunks: Uint8Array[] = []
+  for await (const chunk of streamed.body!) chunks.push(chunk)
+  t.is(Buffer.concat(chunks).toString(), '{"n":42}')
+  t.true(streamed.bodyUsed)
+  await t.throwsAsync(streamed.text(), { instanceOf: TypeError })
+  const cloned = await fetch(`${base}/x`, { agent })
+  const twin = cloned.clone()
+  t.deepEqual([await cloned.text(), await twin.text()], ['{"n":42}', '{"n":42}'])
+  const blob = await (await fetch(`${base}/x`, { agent })).blob()
+  t.like(blob, { type: 'application/json', size: 8 })
+  t.is(await Response.prototype.text.call(await fetch(`${base}/x`, { agent })), '{"n":42}')
+  const proxied = new Response((await fetch(`${base}/x`, { agent })).body, await fetch(`${base}/x`, { agent }))
+  t.like(proxied, { status: 201 })
+  t.is(proxied.headers.get('x-n'), '42')
+  t.is(await proxied.text(), '{"n":42}')
+
+  const empty = await fetch(`${base}/empty`, { agent })
+  t.like(empty, { status: 204, ok: true, body: null, bodyUsed: false })
+  t.deepEqual([await empty.text(), await empty.text()], ['', ''])
+  t.is(empty.headers.get('x-empty'), '1')
+  const head = await fetch(`${base}/x`, { method: 'HEAD', agent })
+  t.is(head.body, null)
+  t.is(await head.text(), '')
+})
+
 test('abort before the response rejects with AbortError; a timeout with TimeoutError', async (t) => {
   const { server, agent, base } = await start(async () => { await sleep(2000); return new Response('late') })
   t.teardown(async () => { await agent.close(); await server.close() })
@@ -203,6 +259,13 @@ test('abort while the upload streams resets it with 0x10c; abort after the heade
   t.is(Buffer.from((await reader.read()).value!).toString(), 'first')
   late.abort()
   t.is(((await t.throwsAsync(reader.read(), { any: true })) as Error).name, 'AbortError')
+  // The same while text() reads the body whole, without a stream.
+  const whole = new AbortController()
+  const text = (await fetch(`${base}/slow`, { agent, signal: whole.signal })).text()
+  setTimeout(() => whole.abort(), 100)
+  t.is(((await t.throwsAsync(text, { any: true })) as Error).name, 'AbortError')
+  const timed = (await fetch(`${base}/slow`, { agent, signal: AbortSignal.timeout(100) })).arrayBuffer()
+  t.is(((await t.throwsAsync(timed, { any: true })) as Error).name, 'TimeoutError')
 })
 
 test('a connection that closed is replaced on the next request', async (t) => {

@@ -65,8 +65,8 @@ export function tqBenchLoad(address: string, spec: LoadSpec, cert: string, opts:
   return lastJsonLine(execFileSync(TQ_BENCH, args, { encoding: 'utf8', env: quicClientEnv(cert) }))
 }
 
-/** This package's client as the load: `request()` on one connection, or `fetch()` through an Agent. */
-export type PackageClientApi = 'request' | 'fetch'
+/** This package's client as the load: `request()` on one connection, or `fetch()` through an Agent (body streamed, or read whole). */
+export type PackageClientApi = 'request' | 'fetch' | 'fetch-whole'
 
 export function packageClientLoad(address: string, spec: LoadSpec, cert: string, api: PackageClientApi): LoadResult {
   const script = join(__dirname, 'package-client.ts')

@@ -1,9 +1,10 @@
 // The client side: this package's client (connect() + request(), or with
-// --api fetch, fetch() through an Agent) as a load generator, doing what
+// --api fetch, fetch() through an Agent, its body read as a stream; with
+// --api fetch-whole, read by arrayBuffer()) as a load generator, doing what
 // `tq-bench load` does for one connection: STREAMS requests always in flight
 // until SECONDS have passed, then the last ones finish. Prints one LoadResult
 // JSON line.
-//   tsx bench/package-client.ts ADDR PATH [--streams S] [--seconds D] [--api request|fetch]
+//   tsx bench/package-client.ts ADDR PATH [--streams S] [--seconds D] [--api request|fetch|fetch-whole]
 import { parseArgs } from 'node:util'
 import { Agent, connect, fetch } from 'tokio-quiche'
 import type { LoadResult } from './clients'
@@ -15,8 +16,8 @@ async function main(): Promise<void> {
     options: { streams: { type: 'string', default: '1' }, seconds: { type: 'string', default: '5' }, api: { type: 'string', default: 'request' } },
   })
   const [address, path] = positionals
-  if (!address || !path || !['request', 'fetch'].includes(values.api!)) {
-    throw new Error('usage: package-client.ts ADDR PATH [--streams S] [--seconds D] [--api request|fetch]')
+  if (!address || !path || !['request', 'fetch', 'fetch-whole'].includes(values.api!)) {
+    throw new Error('usage: package-client.ts ADDR PATH [--streams S] [--seconds D] [--api request|fetch|fetch-whole]')
   }
   const cpu0 = process.cpuUsage()
   const start = performance.now()
@@ -30,9 +31,13 @@ async function main(): Promise<void> {
     ? async () => {
         for await (const chunk of (await controller.request({ path })).body.chunks()) bytes += chunk.length
       }
-    : async () => {
-        for await (const chunk of (await fetch(url, { agent })).body!) bytes += chunk.length
-      }
+    : values.api === 'fetch'
+      ? async () => {
+          for await (const chunk of (await fetch(url, { agent })).body!) bytes += chunk.length
+        }
+      : async () => {
+          bytes += (await (await fetch(url, { agent })).arrayBuffer()).byteLength
+        }
   // fetch() connects on its first request: that one's time stands for the handshake.
   if (!controller) await one()
   const handshake = performance.now() - start

@@ -119,6 +119,7 @@ function summarize(s: Scenario, runs: Run[]): Summary {
 const RATIOS: [string, string][] = [
   ['P', 'N'],
   ['F', 'P'],
+  ['FW', 'P'],
   ['S', 'N'],
   ['R', 'P'],
   ['R', 'H2'],
@@ -185,8 +186,8 @@ h2load cannot: there \`tq-bench load --proto h2|h1\` (BoringSSL over TCP, the h2
 and the same one-connection-per-request rule for H1). Idle connections come from \`tq-bench idle\` and, for H2/H1, from
 bench/idle-tcp.ts (Node; memory is measured on the server, so this client's cost does not count).
 Client-side rows swap roles: the subjects are clients (N = \`tq-bench load\`, P = this package's
-\`connect()\` + \`request()\`, F = this package's \`fetch()\` through one \`Agent\`, so one connection;
-both bench/package-client.ts), all against server N.
+\`connect()\` + \`request()\`, F = this package's \`fetch()\` through one \`Agent\`, so one connection,
+reading \`response.body\` with \`for await\`, FW = the same reading \`arrayBuffer()\`; all three bench/package-client.ts), all against server N.
 
 Columns: "server CPU" is the server's user+system CPU per unit of work (for idle rows: live JS heap growth
 per connection, Node subjects only; for client-side rows: server N's share of one core). "client CPU" is

@@ -28,7 +28,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '1' },
     concurrency: { type: 'string' },
     conns: { type: 'string' },
-    subjects: { type: 'string', default: 'N,P,S,R,H2,H1,F' },
+    subjects: { type: 'string', default: 'N,P,S,R,H2,H1,F,FW' },
     cluster: { type: 'boolean', default: false },
     'skip-build': { type: 'boolean', default: false },
   },
@@ -49,8 +49,10 @@ const CLIENT_SIDE: Entry[] = [
   // Like for like: tq-bench without GSO/GRO, as this package's connect() has none.
   { id: 'N', label: 'N (tq-bench load, native client)', client: 'itself → server N' },
   { id: 'P', label: "P (this package's client, request())", client: 'itself → server N' },
-  { id: 'F', label: "F (this package's fetch(), one Agent)", client: 'itself → server N' },
+  { id: 'F', label: "F (this package's fetch(), one Agent, body by for await)", client: 'itself → server N' },
+  { id: 'FW', label: "FW (this package's fetch(), one Agent, body by arrayBuffer())", client: 'itself → server N' },
 ]
+const CLIENT_API: Record<string, PackageClientApi> = { P: 'request', F: 'fetch', FW: 'fetch-whole' }
 
 function clientLabel(s: Scenario, subject: Subject): string {
   if (subject.protocol === 'h3') return s.idle ? 'tq-bench idle' : 'tq-bench load'
@@ -162,7 +164,7 @@ async function runOnce(s: Scenario, e: Entry, cert: string, key: string): Promis
   const server = await startServer(subject, cert, key)
   try {
     if (s.idle) return await idleRun(s, server, subject, cert)
-    const client: Client = s.side === 'server' || e.id === 'N' ? subject : { api: e.id === 'F' ? 'fetch' : 'request' }
+    const client: Client = s.side === 'server' || e.id === 'N' ? subject : { api: CLIENT_API[e.id]! }
     return await timedRun(s, server, client, cert)
   } finally {
     server.stop()

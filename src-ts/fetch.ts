@@ -3,7 +3,7 @@
 import { Agent } from './agent.js'
 import type { BodyInit as ClientBody } from './client.js'
 import { RequestRefusedError, TokioQuicheError, invalidArg } from './errors.js'
-import { bodyStream } from './web.js'
+import { discardBody, toResponse } from './response.js'
 
 /** `RequestInit` plus the HTTP/3 connection pool to use. */
 export interface FetchInit extends RequestInit {
@@ -70,7 +70,7 @@ export async function fetch(input: string | URL | Request, init: FetchInit = {})
       Object.defineProperty(response, 'redirected', { value: redirects > 0 })
       return response
     }
-    await response.body?.cancel()
+    await discardBody(response)
     if (request.redirect === 'error') throw new TokioQuicheError('ERR_REDIRECT', `redirected (${response.status}) to ${location} with redirect: 'error'`)
     // undici's limit and wording: the 21st redirect fails.
     if (redirects === MAX_REDIRECTS) throw new TokioQuicheError('ERR_REDIRECT', `redirect count exceeded: more than ${MAX_REDIRECTS} redirects, the last to ${location}`)
@@ -197,10 +197,5 @@ async function fetchOnce(agent: Agent, url: URL, method: string, fields: Headers
     answer.body.close()
     lease.release()
   }
-  const response = new Response(hasBody ? bodyStream(answer.body, { ...(signal ? { signal } : {}), onEnd: lease.release }) : null, {
-    status: answer.status,
-    headers: responseHeaders,
-  })
-  Object.defineProperty(response, 'url', { value: url.href })
-  return response
+  return toResponse(answer.status, responseHeaders, url.href, hasBody ? { recv: answer.body, onEnd: lease.release, signal } : null)
 }

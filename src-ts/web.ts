@@ -6,6 +6,7 @@
 import { bodyDeadline } from './deadline.js'
 import type { IncomingHeadersEvent } from './events.js'
 import type { InboundFrameStream } from './frames.js'
+import { standIn } from './lazy.js'
 
 /**
  * A Request whose `signal` aborts when the client resets or stops the
@@ -75,41 +76,7 @@ class LazyRequest {
     return (request.#real ??= request.#build(request.#headers))
   }
 }
-Object.setPrototypeOf(LazyRequest.prototype, Request.prototype)
-/** Where LazyRequest defers to the real Request: `key` read, written or called on it. */
-function defer(key: PropertyKey, call: boolean): PropertyDescriptor {
-  const real = (self: LazyRequest) => LazyRequest.real(self) as unknown as Record<PropertyKey, unknown>
-  if (call) {
-    return {
-      configurable: true,
-      writable: true,
-      value(this: LazyRequest, ...args: unknown[]) {
-        const target = real(this)
-        return (target[key] as (...a: unknown[]) => unknown).apply(target, args)
-      },
-    }
-  }
-  return {
-    configurable: true,
-    get(this: LazyRequest) {
-      return real(this)[key]
-    },
-    set(this: LazyRequest, value: unknown) {
-      real(this)[key] = value
-    },
-  }
-}
-// Request's accessors and methods (body, signal, text(), clone(), ...)...
-for (const key of Reflect.ownKeys(Request.prototype)) {
-  const own = Object.getOwnPropertyDescriptor(Request.prototype, key)!
-  if (key === 'constructor' || Object.hasOwn(LazyRequest.prototype, key)) continue
-  if (own.get || typeof own.value === 'function') Object.defineProperty(LazyRequest.prototype, key, defer(key, !own.get))
-}
-// ...and undici's per-instance slots, which its own code reads from a Request
-// handed to `new Request(request)` or `fetch(request)`.
-for (const key of Reflect.ownKeys(new Request('http://localhost/'))) {
-  Object.defineProperty(LazyRequest.prototype, key, defer(key, false))
-}
+standIn(LazyRequest, Request, new Request('http://localhost/'), LazyRequest.real)
 
 /** Whether a LazyRequest passes for a Request here, undici's own uses included; checked once. */
 function lazyRequestsWork(): boolean {
