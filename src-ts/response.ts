@@ -19,6 +19,13 @@ function streamOf({ recv, onEnd, signal }: ResponseBody): ReadableStream<Uint8Ar
   return bodyStream(recv, { ...(signal ? { signal } : {}), onEnd })
 }
 
+/** A real Response with fetch()'s `url` (its constructor has no way to set one). */
+function realResponse(status: number, headers: Headers, url: string, stream: ReadableStream<Uint8Array> | null): Response {
+  const response = new Response(stream, { status, headers })
+  Object.defineProperty(response, 'url', { value: url })
+  return response
+}
+
 class LazyResponse {
   readonly #status: number
   readonly #headers: Headers
@@ -128,9 +135,8 @@ class LazyResponse {
     const body = response.#body
     response.#body = null
     // A body already read stays unusable: the real one gets a locked stream.
-    const real = new Response(response.#used ? new ReadableStream() : body && streamOf(body), { status: response.#status, headers: response.#headers })
+    const real = realResponse(response.#status, response.#headers, response.#url, response.#used ? new ReadableStream() : body && streamOf(body))
     if (response.#used) real.body!.getReader()
-    Object.defineProperty(real, 'url', { value: response.#url })
     return (response.#real = real)
   }
 
@@ -164,9 +170,7 @@ const LAZY_RESPONSES = lazyResponsesWork()
 /** fetch()'s Response for a status, its fields and its body (null: none). */
 export function toResponse(status: number, headers: Headers, url: string, body: ResponseBody | null): Response {
   if (LAZY_RESPONSES) return new LazyResponse(status, headers, url, body) as unknown as Response
-  const response = new Response(body && streamOf(body), { status, headers })
-  Object.defineProperty(response, 'url', { value: url })
-  return response
+  return realResponse(status, headers, url, body && streamOf(body))
 }
 
 /** Discards a Response's body unread (a redirect's). */
