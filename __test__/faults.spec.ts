@@ -148,7 +148,7 @@ interface Sample {
 async function controllersRun(rounds: number, perRound: number, mode: 'drop' | 'close') {
   const started = performance.now()
   const run = spawnFixture('dropped-controllers.ts', [String(rounds), String(perRound), '300', mode], ['--expose-gc'])
-  const killer = setTimeout(() => run.child.kill('SIGKILL'), 30_000)
+  const killer = setTimeout(() => run.child.kill('SIGKILL'), 60_000)
   const { code } = await run.exited
   clearTimeout(killer)
   const samples = (word: string) => run.lines.filter((l) => l.startsWith(`${word} `)).map((l) => JSON.parse(l.slice(word.length + 1)) as Sample)
@@ -215,7 +215,7 @@ test('SIGTERM during load: the requests in flight finish whole (or are refused u
 
 test('500 controllers nobody closed: garbage-collected without a crash, memory and fds flat across rounds, the process exits by itself', async (t) => {
   const { code, ms, baseline, rounds, closed } = await controllersRun(10, 50, 'drop')
-  t.is(code, 0, 'exit code (killed after 30 s if it hung)')
+  t.is(code, 0, 'exit code (killed after 60 s if it hung)')
   t.true(closed)
   t.is(rounds.length, 10)
   const [first, last] = [rounds[0]!, rounds[rounds.length - 1]!]
