@@ -360,6 +360,8 @@ export interface NativeHttp3Settings {
   qpackMaxTableCapacity?: number
   qpackBlockedStreams?: number
   postAcceptTimeoutMs?: number
+  /** The binding's own (see `headers_deadline.rs`); not tokio-quiche's. */
+  headersTimeoutMs?: number
   enableExtendedConnect?: boolean
 }
 

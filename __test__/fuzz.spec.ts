@@ -21,7 +21,7 @@ function typedOrNothing(call: () => unknown): boolean {
 }
 
 const SETTINGS_KEYS = ['maxIdleTimeoutMs', 'handshakeTimeoutMs', 'initialMaxData', 'initialMaxStreamsBidi', 'initialMaxStreamsUni', 'enableDgram', 'disableClientIpValidation', 'maxAmplificationFactor', 'listenBacklog', 'cc']
-const HTTP3_KEYS = ['maxHeaderListSize', 'postAcceptTimeoutMs', 'maxRequestsPerConnection', 'qpackMaxTableCapacity', 'qpackBlockedStreams']
+const HTTP3_KEYS = ['maxHeaderListSize', 'postAcceptTimeoutMs', 'headersTimeoutMs', 'maxRequestsPerConnection', 'qpackMaxTableCapacity', 'qpackBlockedStreams']
 const LIMIT_KEYS = ['maxConnections', 'maxConnectionsPerSource']
 
 /** Objects with real and made-up keys, and any value at all. */

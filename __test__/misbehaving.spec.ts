@@ -147,7 +147,7 @@ test('slowloris from aioquic (100 streams whose HEADERS never end, a byte every 
     await peer.exited
   })
   t.log(`default server: ${JSON.stringify(held)}; well-behaved client: ${summary(latencies)}`)
-  // The default postAcceptTimeoutMs (60 s) is the only deadline: 3 s in, the connection stays.
+  // The defaults (postAcceptTimeoutMs and headersTimeoutMs, 60 s) are far: 3 s in, the connection stays.
   t.like(held, { close_code: null })
   t.true((held.bytes_sent as number) > 100 * 8, 'the dribble went on for the whole run')
   t.is(state.requests, latencies.length, 'the app saw only the well-behaved requests')
@@ -160,6 +160,28 @@ test('slowloris from aioquic (100 streams whose HEADERS never end, a byte every 
   t.like(closed, { close_code: H3_NO_ERROR })
   t.true((closed.closed_after_ms as number) < 3000, `closed after ${closed.closed_after_ms} ms`)
   t.is(guarded.state.requests, 0)
+})
+
+// H3_REQUEST_REJECTED (RFC 9114 §8.1): not processed, the client may retry.
+const H3_REQUEST_REJECTED = 0x10b
+
+test('slowloris after a first request (100 streams whose HEADERS never end): headersTimeoutMs 1000 stops and resets each with H3_REQUEST_REJECTED between 1 and 1.5 s, the connection and others are served', async (t) => {
+  const { server, identity, state, address } = await start({}, { headersTimeoutMs: 1000 })
+  t.teardown(() => server.close())
+  let result: Record<string, unknown> = {}
+  const latencies = await servedDuring({ address, identity }, async () => {
+    const peer = hostile(server.port, identity.certPath, 'slowloris', ['--count', '100', '--seconds', '4', '--first-request'])
+    result = await peer.line()
+    await peer.exited
+  })
+  t.log(`headersTimeoutMs 1000: ${JSON.stringify(result)}; well-behaved client: ${summary(latencies)}`)
+  // postAcceptTimeoutMs (the first request) does not apply: the deadline is each stream's.
+  t.like(result, { first_status: 200, close_code: null, stopped: 100, reset: 100, reset_codes: [H3_REQUEST_REJECTED] })
+  const [firstStop, lastStop] = result.stopped_after_ms as [number, number]
+  t.true(firstStop >= 1000, `the first stream stopped ${firstStop} ms after it opened, before the timeout`)
+  // 1.5 s at most by the walk's period; the rest is slack for a loaded machine.
+  t.true(lastStop < 3000, `the last stream stopped ${lastStop} ms after it opened`)
+  t.is(state.requests, latencies.length + 1, 'the app saw the first request and the well-behaved ones, no stalled one')
 })
 
 test('aioquic killed (SIGKILL) mid-upload: the handler gets an error at the idle timeout, others are served', async (t) => {

@@ -7,12 +7,15 @@ prints one JSON line with what happened to its connection:
   streams-beyond-limit [--count N]
       ignores the server's stream limit and opens N request streams at once;
       prints {"case", "answered", "close_code", "frame_type", "reason"}.
-  slowloris [--count N] [--seconds S] [--interval-ms MS]
+  slowloris [--count N] [--seconds S] [--interval-ms MS] [--first-request]
       opens N request streams whose HEADERS frames never end: after a first
-      few bytes, one more byte per stream every MS ms for S seconds, then the
-      client vanishes without closing; prints {"case", "bytes_sent",
-      "close_code", "reason", "closed_after_ms"} (close_code null: the server
-      kept the connection open).
+      few bytes, one more byte per stream every MS ms for S seconds (none to
+      a stream the server stopped), then the client vanishes without closing;
+      prints {"case", "bytes_sent", "close_code", "reason", "closed_after_ms",
+      "stopped", "reset", "reset_codes", "stopped_after_ms"} (close_code
+      null: the server kept the connection open; stopped_after_ms: when the
+      first and the last STOP_SENDING came). With --first-request, a whole
+      request comes first ("first_status").
   hang-mid-body [--post-bytes N]
       sends POST /upload headers and N bytes of body without FIN, prints
       {"event": "sent"} and then waits forever; the test kills the process.
@@ -30,6 +33,7 @@ import time
 from aioquic.asyncio import connect
 from aioquic.h3.connection import FrameType, encode_frame
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import StopSendingReceived, StreamReset
 from aioquic.buffer import encode_uint_var
 
 from aioquic_peer import ClientProtocol, add_connection_args, client_config, emit
@@ -62,6 +66,9 @@ async def streams_beyond_limit(client, args):
 
 
 async def slowloris(client, args):
+    first = {}
+    if args.first_request:
+        first = {"first_status": (await client.request(args.server_name, "/", None))["status"]}
     # A real QPACK header block, padded so that dribbling never completes it.
     pad = b"a" * (args.seconds * 1000 // args.interval_ms + 64)
     block = client.h3._encoder.encode(0, request_headers(args.server_name) + [(b"x-pad", pad)])[1]
@@ -73,13 +80,24 @@ async def slowloris(client, args):
     started = time.monotonic()
     for piece in pieces:
         for stream_id in streams:
+            if stream_id in client.stopped:
+                continue
             client._quic.send_stream_data(stream_id, piece)
             sent += len(piece)
         client.transmit()
         await asyncio.sleep(args.interval_ms / 1000)
         if client.terminated or time.monotonic() - started >= args.seconds:
             break
-    return {"bytes_sent": sent, **closed(client, started)}
+    stops = sorted(client.stopped.values())
+    return {
+        "bytes_sent": sent,
+        **closed(client, started),
+        **first,
+        "stopped": len(client.stopped),
+        "reset": len(client.reset_codes),
+        "reset_codes": sorted(set(client.reset_codes.values())),
+        "stopped_after_ms": [round((stops[0] - started) * 1000), round((stops[-1] - started) * 1000)] if stops else None,
+    }
 
 
 async def hang_mid_body(client, args):
@@ -114,7 +132,16 @@ CASES = {
 class HostileProtocol(ClientProtocol):
     terminated_at = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stopped = {}  # stream id -> when STOP_SENDING came
+        self.reset_codes = {}  # stream id -> RESET_STREAM's code
+
     def quic_event_received(self, event):
+        if isinstance(event, StopSendingReceived):
+            self.stopped.setdefault(event.stream_id, time.monotonic())
+        if isinstance(event, StreamReset):
+            self.reset_codes[event.stream_id] = event.error_code
         was_open = self.terminated is None
         super().quic_event_received(event)
         if was_open and self.terminated is not None:
@@ -140,6 +167,7 @@ def main():
     parser.add_argument("--interval-ms", type=int, default=200)
     parser.add_argument("--post-bytes", type=int, default=100_000)
     parser.add_argument("--path", default="/endless")
+    parser.add_argument("--first-request", action="store_true")
     asyncio.run(run(parser.parse_args()))
 
 

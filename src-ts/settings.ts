@@ -236,9 +236,19 @@ export interface Http3SettingsInit {
    * Server: close (H3_NO_ERROR) a connection whose first request has not
    * arrived this many ms after the handshake, such as one dribbling a request's
    * headers (slowloris). Default 60000, like Node's `server.headersTimeout`
-   * (tokio-quiche: none); `0` turns it off. It covers only the first request.
+   * (tokio-quiche: none); `0` turns it off. It covers only the first request;
+   * `headersTimeoutMs` covers every one.
    */
   postAcceptTimeoutMs?: number
+  /**
+   * Server: a request stream whose HEADERS have not all arrived this many ms
+   * after it opened (a peer dribbling them, slowloris) gets STOP_SENDING and
+   * RESET_STREAM with H3_REQUEST_REJECTED, so the client may retry it; the
+   * app never sees it. The check runs every quarter of this, so a stream goes
+   * between 1 and 1.5 times this after it opened. Default 60000, like Node's
+   * `server.headersTimeout` (tokio-quiche: none); `0` turns it off.
+   */
+  headersTimeoutMs?: number
   /** SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 9220); servers need it for DATAGRAM flows. Default `false`. */
   enableExtendedConnect?: boolean
 }
@@ -249,6 +259,7 @@ const HTTP3_RULES: Record<keyof Http3SettingsInit, Rule> = {
   qpackMaxTableCapacity: uint(MAX_VARINT),
   qpackBlockedStreams: uint(MAX_VARINT),
   postAcceptTimeoutMs: uint(),
+  headersTimeoutMs: uint(),
   enableExtendedConnect: bool,
 }
 

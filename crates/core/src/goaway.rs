@@ -25,7 +25,7 @@ use crate::commands::Commands;
 /// RFC 9114 §7.2.6.
 const GOAWAY_FRAME: u64 = 0x07;
 /// H3_REQUEST_REJECTED: the request was not processed; the client may retry it.
-const REQUEST_REJECTED: u64 = 0x10b;
+pub const REQUEST_REJECTED: u64 = 0x10b;
 /// How long to wait for send capacity before trying again.
 const RETRY: Duration = Duration::from_millis(10);
 

@@ -14,7 +14,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
       "metrics",
     ],
   ),
-  ("channels", &["commands", "offer", "goaway"]),
+  ("channels", &["commands", "offer", "goaway", "headers_deadline"]),
   ("drivers", &["raw_driver", "client_driver", "limits"]),
   ("handles", &["stream", "flow", "requests"]),
   ("events", &["batch", "events"]),

@@ -18,6 +18,7 @@ mod events;
 mod flow;
 mod goaway;
 mod headers;
+mod headers_deadline;
 #[cfg(test)]
 mod layers;
 mod limits;

@@ -20,14 +20,16 @@ use tokio_quiche::{ApplicationOverQuic, ConnectionParams, InitialQuicConnection,
 use tokio_util::sync::CancellationToken;
 
 use crate::address::{any_port_for, resolve};
+use crate::commands::Commands;
 use crate::controller::{NativeH3Controller, PeerCertSlot};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
 use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver, StreamHandles};
 use crate::goaway::{reject, Goaway};
+use crate::headers_deadline::HeadersDeadline;
 use crate::limits::{Admitted, ConnectionLimits, NativeConnectionLimits, Permit, Refused};
 use crate::outbox::{self, ConnectionEvents, DeliveriesCallback};
 use crate::raw::raw_pair;
-use crate::settings::{http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
+use crate::settings::{headers_timeout, http3_settings, quic_settings, NativeHttp3Settings, NativeQuicSettings};
 use crate::server_tls::{load_identities, server_tls, IdentityStore, NativeServerTls};
 
 /// What `ConnectionParams::new_server` takes, from JS.
@@ -47,6 +49,8 @@ struct Accepted {
   conn: Connection,
   permit: Permit,
   abort: CancellationToken,
+  /// The listener's `initial_max_streams_bidi`, which the HEADERS deadline's walk needs.
+  stream_limit: u64,
 }
 
 /// One listening socket and its stream of incoming connections.
@@ -63,6 +67,8 @@ pub struct NativeQuicListener {
   delivering: AtomicBool,
   /// Shared by the listeners of one `listen()` call.
   limits: Arc<ConnectionLimits>,
+  /// Its connections' `initial_max_streams_bidi`.
+  stream_limit: u64,
 }
 
 /// One socket `listen()` binds.
@@ -116,8 +122,10 @@ async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServe
     .map(|s| s.local_addr())
     .collect::<std::io::Result<Vec<_>>>()
     .map_err(|e| js_error(ErrorCode::Listen, e))?;
+  let settings = quic_settings(&params.settings.unwrap_or_default())?;
+  let stream_limit = settings.initial_max_streams_bidi;
   let params = ConnectionParams::new_server(
-    quic_settings(&params.settings.unwrap_or_default())?,
+    settings,
     TlsCertificatePaths { cert: &params.tls.cert_path, private_key: &params.tls.key_path, kind: tls.kind },
     tls.hooks,
   );
@@ -135,6 +143,7 @@ async fn start_listeners(requested: Vec<NativeListenSocket>, params: NativeServe
       wanted: Arc::new(Semaphore::new(0)),
       delivering: AtomicBool::new(false),
       limits: limits.clone(),
+      stream_limit,
     })
     .collect())
 }
@@ -151,6 +160,7 @@ impl NativeQuicListener {
       return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
     }
     let (accept, cancel, wanted, limits) = (self.accept.clone(), self.cancel.clone(), self.wanted.clone(), self.limits.clone());
+    let stream_limit = self.stream_limit;
     napi::bindgen_prelude::spawn(async move {
       loop {
         // Pull from tokio-quiche only for a connection JS asked for.
@@ -158,7 +168,7 @@ impl NativeQuicListener {
           permit = wanted.acquire() => permit.map_or((), |p| p.forget()),
           _ = cancel.cancelled() => break,
         };
-        let Some(accepted) = next_connection(&accept, &cancel, &limits).await else { break };
+        let Some(accepted) = next_connection(&accept, &cancel, &limits, stream_limit).await else { break };
         callback.call(Some(NativeInitialConnection::new(accepted)), ThreadsafeFunctionCallMode::NonBlocking);
       }
       callback.call(None, ThreadsafeFunctionCallMode::NonBlocking);
@@ -258,11 +268,11 @@ impl NativeQuicListener {
     if self.delivering.swap(true, Ordering::AcqRel) {
       return Err(js_error(ErrorCode::InvalidArg, "connections are already being delivered"));
     }
-    let (accept, cancel, limits) = (self.accept.clone(), self.cancel.clone(), self.limits.clone());
+    let (accept, cancel, limits, stream_limit) = (self.accept.clone(), self.cancel.clone(), self.limits.clone(), self.stream_limit);
     let outbox = outbox::for_callback(callback);
     napi::bindgen_prelude::spawn(async move {
       let mut id = 0u32;
-      while let Some(accepted) = next_connection(&accept, &cancel, &limits).await {
+      while let Some(accepted) = next_connection(&accept, &cancel, &limits, stream_limit).await {
         let Some(controller) = start(accepted) else { continue };
         let Some(start_events) = controller.take_event_starter() else { continue };
         let (outbox, mut announce) = (outbox.clone(), Some(controller));
@@ -306,7 +316,7 @@ pub type ConnectionCallback =
 /// over a cap are refused here (see `limits.rs`).
 async fn next_connection(
   accept: &tokio::sync::Mutex<Option<QuicConnectionStream<DefaultMetrics>>>, cancel: &CancellationToken,
-  limits: &Arc<ConnectionLimits>,
+  limits: &Arc<ConnectionLimits>, stream_limit: u64,
 ) -> Option<Accepted> {
   let mut guard = accept.lock().await;
   loop {
@@ -316,7 +326,7 @@ async fn next_connection(
     };
     match next {
       Some(Ok(conn)) => match limits.admit(conn.peer_addr().ip()) {
-        Ok(permit) => return Some(Accepted { conn, permit, abort: cancel.clone() }),
+        Ok(permit) => return Some(Accepted { conn, permit, abort: cancel.clone(), stream_limit }),
         Err(refusal) => {
           napi::bindgen_prelude::within_runtime_if_available(|| conn.start(Refused(refusal)));
         },
@@ -385,6 +395,7 @@ impl NativeInitialConnection {
 fn start_connection(accepted: Accepted, driver: &NativeServerH3Driver) -> Result<()> {
   let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
   let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
+  driver.headers_deadline.start(driver.commands.clone(), accepted.stream_limit);
   start_app(accepted, h3, &driver.slot, driver.peer_cert.clone(), driver.abort.clone());
   Ok(())
 }
@@ -397,7 +408,7 @@ fn start_raw_connection(accepted: Accepted) -> NativeH3Controller {
 }
 
 fn start_app<A: ApplicationOverQuic>(
-  Accepted { mut conn, permit, abort }: Accepted, app: A, slot: &ConnectionSlot, peer_cert: PeerCertSlot,
+  Accepted { mut conn, permit, abort, .. }: Accepted, app: A, slot: &ConnectionSlot, peer_cert: PeerCertSlot,
   close: CancellationToken,
 ) {
   record_client_certificate(conn.ssl_mut(), peer_cert);
@@ -447,6 +458,9 @@ pub struct NativeServerH3Driver {
   peer_cert: PeerCertSlot,
   /// Its controller's `handshake_abort()`.
   abort: CancellationToken,
+  /// Started with the connection, on its controller's command channel.
+  headers_deadline: Arc<HeadersDeadline>,
+  commands: Commands,
 }
 
 /// `ServerH3Driver::new`'s pair.
@@ -470,14 +484,19 @@ fn driver_pair(settings: &NativeHttp3Settings) -> NativeServerDriverPair {
   let peer_cert = PeerCertSlot::default();
   let handles = StreamHandles::new(Arc::new(controller.h3_cmd_sender()));
   let goaway = Arc::new(Goaway::default());
-  let (convert_handles, pump_goaway) = (handles.clone(), goaway.clone());
-  let convert = move |ev: ServerH3Event| match &ev {
-    ServerH3Event::Headers { incoming_headers, .. } if !pump_goaway.admit(incoming_headers.stream_id) => {
-      reject(&convert_handles.commands, incoming_headers.stream_id, ev);
-      None
-    },
-    _ => Some(server_event(ev, &convert_handles)),
+  let headers_deadline = HeadersDeadline::new(headers_timeout(settings));
+  let (convert_handles, pump_goaway, pump_deadline) = (handles.clone(), goaway.clone(), headers_deadline.clone());
+  let convert = move |ev: ServerH3Event| {
+    if let ServerH3Event::Headers { incoming_headers, .. } = &ev {
+      pump_deadline.headers_arrived(incoming_headers.stream_id);
+      if !pump_goaway.admit(incoming_headers.stream_id) {
+        reject(&convert_handles.commands, incoming_headers.stream_id, ev);
+        return None;
+      }
+    }
+    Some(server_event(ev, &convert_handles))
   };
+  let commands = handles.commands.clone();
   let pump_handles = handles.clone();
   let controller = NativeH3Controller::new(
     handles,
@@ -488,5 +507,6 @@ fn driver_pair(settings: &NativeHttp3Settings) -> NativeServerDriverPair {
     Some(peer_cert.clone()),
   );
   let abort = controller.handshake_abort();
-  NativeServerDriverPair { driver: NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot, peer_cert, abort }, controller }
+  let driver = NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot, peer_cert, abort, headers_deadline, commands };
+  NativeServerDriverPair { driver, controller }
 }

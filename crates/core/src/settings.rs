@@ -23,6 +23,9 @@ pub const DEFAULT_MAX_HEADER_LIST_SIZE: u64 = 64 * 1024;
 /// none). Node's `server.headersTimeout` default: a peer that never finishes a
 /// request's headers (slowloris) cannot hold a connection past it.
 pub const DEFAULT_POST_ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time from a request stream's opening to its whole HEADERS when the caller
+/// sets none (tokio-quiche: none); the same bound for every request.
+pub const DEFAULT_HEADERS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The subset of tokio-quiche's `QuicSettings` reachable from JS.
 #[napi(object)]
@@ -92,6 +95,8 @@ pub struct NativeHttp3Settings {
   pub qpack_max_table_capacity: Option<f64>,
   pub qpack_blocked_streams: Option<f64>,
   pub post_accept_timeout_ms: Option<f64>,
+  /// The binding's own (see `headers_deadline.rs`); not tokio-quiche's.
+  pub headers_timeout_ms: Option<f64>,
   pub enable_extended_connect: Option<bool>,
 }
 
@@ -173,14 +178,23 @@ pub fn http3_settings(opts: &NativeHttp3Settings) -> Http3Settings {
   s.max_header_list_size = Some(opt_u64(opts.max_header_list_size).unwrap_or(DEFAULT_MAX_HEADER_LIST_SIZE));
   s.qpack_max_table_capacity = opt_u64(opts.qpack_max_table_capacity);
   s.qpack_blocked_streams = opt_u64(opts.qpack_blocked_streams);
-  // 0 turns the deadline off, as 0 does for Node's server timeouts.
-  s.post_accept_timeout = match opts.post_accept_timeout_ms {
-    None => Some(DEFAULT_POST_ACCEPT_TIMEOUT),
-    Some(v) if v == 0.0 => None,
-    Some(v) => Some(ms(v)),
-  };
+  s.post_accept_timeout = deadline(opts.post_accept_timeout_ms, DEFAULT_POST_ACCEPT_TIMEOUT);
   s.enable_extended_connect = opts.enable_extended_connect.unwrap_or(false);
   s
+}
+
+/// The HEADERS deadline of each request; `None`: off.
+pub fn headers_timeout(opts: &NativeHttp3Settings) -> Option<Duration> {
+  deadline(opts.headers_timeout_ms, DEFAULT_HEADERS_TIMEOUT)
+}
+
+/// 0 turns a deadline off, as 0 does for Node's server timeouts.
+fn deadline(v: Option<f64>, default: Duration) -> Option<Duration> {
+  match v {
+    None => Some(default),
+    Some(v) if v == 0.0 => None,
+    Some(v) => Some(ms(v)),
+  }
 }
 
 #[cfg(test)]
@@ -199,6 +213,9 @@ mod tests {
     assert_eq!(h.post_accept_timeout, Some(DEFAULT_POST_ACCEPT_TIMEOUT));
     let off = http3_settings(&NativeHttp3Settings { post_accept_timeout_ms: Some(0.0), ..Default::default() });
     assert_eq!(off.post_accept_timeout, None, "0 turns it off");
+    assert_eq!(headers_timeout(&NativeHttp3Settings::default()), Some(DEFAULT_HEADERS_TIMEOUT));
+    let off = NativeHttp3Settings { headers_timeout_ms: Some(0.0), ..Default::default() };
+    assert_eq!(headers_timeout(&off), None, "0 turns it off");
   }
 
   #[test]
