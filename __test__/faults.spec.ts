@@ -282,8 +282,12 @@ test.failing('KNOWN (quiche#2277): a response without content-length that the se
 
 test('a body shorter or longer than its content-length is an error (RFC 9114 §4.1.2); a matching or empty one is not', async (t) => {
   const server = await startServer(async (req) => {
-    const [length, body] = header(req.headers, ':path')!.slice(1).split('/') as [string, string]
-    await req.send.respond([[':status', '200'], ['content-length', length]], body)
+    const [length, body, chunks] = header(req.headers, ':path')!.slice(1).split('/') as [string, string, string?]
+    if (chunks === undefined) return req.send.respond([[':status', '200'], ['content-length', length]], body)
+    // `body` sent `chunks` times, each its own write: a body in many chunks.
+    await req.send.sendHeaders([[':status', '200'], ['content-length', length]])
+    for (let i = 0; i < Number(chunks); i++) await req.send.write(body.repeat(4096))
+    await req.send.end()
   })
   t.teardown(() => server.close())
   const client = await connect(server.address, { serverName: 'localhost', ca: server.identity.cert })
@@ -293,4 +297,10 @@ test('a body shorter or longer than its content-length is an error (RFC 9114 §4
   t.is(await read('/100/'), 'ok ', 'an empty body (as for HEAD or 304) is not checked')
   t.regex(await read('/10/short'), /^ERR_STREAM_CLOSED: stream \d+: the body ended after 5 of the 10 bytes its content-length announced$/)
   t.regex(await read('/3/short'), /^ERR_STREAM_CLOSED: .* after 5 of the 3 bytes/)
+  // Bodies in many chunks, read whole by bytes() (which fills a buffer of the announced size).
+  const readBytes = async (path: string) => (await client.request({ path })).body.bytes().then((b) => `ok ${sha256(b)}`, (e: TokioQuicheError) => `${e.code}: ${e.message}`)
+  const total = 'abcd'.length * 4096 * 32
+  t.is(await readBytes(`/${total}/abcd/32`), `ok ${sha256(Buffer.from('abcd'.repeat(4096 * 32)))}`)
+  t.regex(await readBytes(`/${total - 1}/abcd/32`), new RegExp(`^ERR_STREAM_CLOSED: .* after ${total} of the ${total - 1} bytes`))
+  t.regex(await readBytes(`/${total + 1}/abcd/32`), new RegExp(`^ERR_STREAM_CLOSED: .* after ${total} of the ${total + 1} bytes`))
 })
