@@ -6,8 +6,9 @@
 //! the HEADERS of others holds their streams, and the header bytes buffered
 //! for them, for as long as it keeps the connection alive.
 //!
-//! quiche lists no open streams, so every quarter of the timeout a command on
-//! the driver thread walks the peer's request stream ids from the lowest one
+//! quiche lists no open streams, so every quarter of the timeout (queued by
+//! the connection's event pump, not a task of its own) a command on the
+//! driver thread walks the peer's request stream ids from the lowest one
 //! still undecided. A stream that is open, has not ended and has had no
 //! HEADERS for the timeout gets STOP_SENDING and RESET_STREAM with
 //! H3_REQUEST_REJECTED: it was not processed, and a client may retry it.
@@ -16,7 +17,7 @@
 //! its waiting requests reset too.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio_quiche::http3::driver::H3Command;
@@ -157,12 +158,14 @@ impl Walk {
 /// One server connection's HEADERS deadline; `None` timeout: off.
 pub struct HeadersDeadline {
   timeout: Option<Duration>,
+  /// The connection's `initial_max_streams_bidi`, once it has started.
+  stream_limit: OnceLock<u64>,
   walk: Mutex<Walk>,
 }
 
 impl HeadersDeadline {
   pub fn new(timeout: Option<Duration>) -> Arc<Self> {
-    Arc::new(Self { timeout, walk: Mutex::default() })
+    Arc::new(Self { timeout, stream_limit: OnceLock::new(), walk: Mutex::default() })
   }
 
   /// The request on `stream_id` has its HEADERS: it is no longer waited for.
@@ -176,23 +179,24 @@ impl HeadersDeadline {
     }
   }
 
-  /// Walks the connection's streams every quarter of the timeout until its
-  /// driver is gone. `stream_limit`: the connection's `initial_max_streams_bidi`.
-  pub fn start(self: &Arc<Self>, commands: Commands, stream_limit: u64) {
-    let Some(timeout) = self.timeout else { return };
+  /// The connection started with `initial_max_streams_bidi` of `stream_limit`.
+  pub fn started(&self, stream_limit: u64) {
+    let _ = self.stream_limit.set(stream_limit);
+  }
+
+  /// How often to `walk()`: a quarter of the timeout; `None` when off.
+  pub fn period(&self) -> Option<Duration> {
+    self.timeout.map(|timeout| (timeout / 4).max(MIN_PERIOD))
+  }
+
+  /// Queues one walk on the driver thread; false once the driver is gone.
+  /// The caller runs it every `period()` (the connection's event pump does,
+  /// rather than a task of its own per connection).
+  pub fn walk(self: &Arc<Self>, commands: &Commands) -> bool {
+    let Some(&stream_limit) = self.stream_limit.get() else { return true };
     let deadline = self.clone();
-    napi::bindgen_prelude::spawn(async move {
-      let mut ticks = tokio::time::interval((timeout / 4).max(MIN_PERIOD));
-      ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-      loop {
-        ticks.tick().await;
-        let deadline = deadline.clone();
-        let walk = QuicCommand::Custom(Box::new(move |qconn| deadline.step(qconn, Instant::now(), stream_limit)));
-        if !commands.send(H3Command::QuicCmd(walk)) {
-          return;
-        }
-      }
-    });
+    let walk = QuicCommand::Custom(Box::new(move |qconn| deadline.step(qconn, Instant::now(), stream_limit)));
+    commands.send(H3Command::QuicCmd(walk))
   }
 }
 

@@ -20,10 +20,9 @@ use tokio_quiche::{ApplicationOverQuic, ConnectionParams, InitialQuicConnection,
 use tokio_util::sync::CancellationToken;
 
 use crate::address::{any_port_for, resolve};
-use crate::commands::Commands;
 use crate::controller::{NativeH3Controller, PeerCertSlot};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
-use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver, StreamHandles};
+use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver, StreamHandles, Ticker};
 use crate::goaway::{reject, Goaway};
 use crate::headers_deadline::HeadersDeadline;
 use crate::limits::{Admitted, ConnectionLimits, NativeConnectionLimits, Permit, Refused};
@@ -395,7 +394,7 @@ impl NativeInitialConnection {
 fn start_connection(accepted: Accepted, driver: &NativeServerH3Driver) -> Result<()> {
   let h3 = driver.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
   let h3 = h3.ok_or_else(|| js_error(ErrorCode::InvalidArg, "driver: this driver already runs a connection"))?;
-  driver.headers_deadline.start(driver.commands.clone(), accepted.stream_limit);
+  driver.headers_deadline.started(accepted.stream_limit);
   start_app(accepted, h3, &driver.slot, driver.peer_cert.clone(), driver.abort.clone());
   Ok(())
 }
@@ -458,9 +457,8 @@ pub struct NativeServerH3Driver {
   peer_cert: PeerCertSlot,
   /// Its controller's `handshake_abort()`.
   abort: CancellationToken,
-  /// Started with the connection, on its controller's command channel.
+  /// Told the connection's stream limit when it starts; its event pump walks it.
   headers_deadline: Arc<HeadersDeadline>,
-  commands: Commands,
 }
 
 /// `ServerH3Driver::new`'s pair.
@@ -496,17 +494,20 @@ fn driver_pair(settings: &NativeHttp3Settings) -> NativeServerDriverPair {
     }
     Some(server_event(ev, &convert_handles))
   };
-  let commands = handles.commands.clone();
+  let ticker = headers_deadline.period().map(|period| {
+    let (deadline, commands) = (headers_deadline.clone(), handles.commands.clone());
+    Ticker { period, run: Box::new(move || deadline.walk(&commands)) }
+  });
   let pump_handles = handles.clone();
   let controller = NativeH3Controller::new(
     handles,
     goaway,
-    Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, pump_handles, convert)),
+    Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, pump_handles, convert, ticker)),
     slot.clone(),
     None,
     Some(peer_cert.clone()),
   );
   let abort = controller.handshake_abort();
-  let driver = NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot, peer_cert, abort, headers_deadline, commands };
+  let driver = NativeServerH3Driver { driver: Mutex::new(Some(driver)), slot, peer_cert, abort, headers_deadline };
   NativeServerDriverPair { driver, controller }
 }
