@@ -80,7 +80,7 @@ async fn connect_h3(mut options: NativeConnectOptions) -> Result<NativeH3Control
       spawn_event_pump(events, callback, pump_slot, handles, move |ev| {
         let take = |stream_id, request_id| take_writer(&pump_writers, &pump_handles.commands, stream_id, request_id);
         Some(client_event(ev, &pump_handles, take))
-      }, None)
+      })
     }),
     slot,
     Some(ClientRequests { sender: controller.request_sender(), writers }),

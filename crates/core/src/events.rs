@@ -203,14 +203,6 @@ fn can_wait(ev: &NativeH3Event) -> bool {
   matches!(ev.kind, Kind::StreamClosed | Kind::BodyBytesReceived | Kind::Closed)
 }
 
-/// A job the pump runs every `period` while it waits for events (the
-/// HEADERS deadline's walk): cheaper than a task of its own per connection.
-/// Dropped once `run` returns false.
-pub struct Ticker {
-  pub period: Duration,
-  pub run: Box<dyn FnMut() -> bool + Send>,
-}
-
 /// Drains `rx` into `deliver` until the driver drops its sender, then drops
 /// the connection's unclaimed writers and sends a final `closed` event with
 /// the close info. `convert` may consume an event (None). Events are small
@@ -218,11 +210,9 @@ pub struct Ticker {
 /// is safe.
 pub fn spawn_event_pump<E: Send + 'static>(
   mut rx: UnboundedReceiver<E>, mut deliver: Deliver, slot: ConnectionSlot, handles: StreamHandles,
-  mut convert: impl FnMut(E) -> Option<NativeH3Event> + Send + 'static, ticker: Option<Ticker>,
+  mut convert: impl FnMut(E) -> Option<NativeH3Event> + Send + 'static,
 ) {
   napi::bindgen_prelude::spawn(async move {
-    // The first run is one period in: nothing can be overdue sooner.
-    let mut ticker = ticker.map(|t| (tokio::time::interval_at(tokio::time::Instant::now() + t.period, t.period), t.run));
     let lingers = matches!(deliver, Deliver::Callback(_));
     let mut send = |events: Vec<NativeH3Event>| {
       let may_wait = events.iter().all(can_wait);
@@ -232,21 +222,7 @@ pub fn spawn_event_pump<E: Send + 'static>(
     let drained = AssertUnwindSafe(async {
       let mut events = Vec::new();
       loop {
-        let next = if let (true, Some((ticks, run))) = (events.is_empty(), ticker.as_mut()) {
-          let ticked = tokio::select! {
-            next = rx.recv() => Err(next),
-            _ = ticks.tick() => Ok(run()),
-          };
-          match ticked {
-            Err(next) => next,
-            Ok(alive) => {
-              if !alive {
-                ticker = None;
-              }
-              continue;
-            },
-          }
-        } else if events.is_empty() {
+        let next = if events.is_empty() {
           rx.recv().await
         } else {
           match tokio::time::timeout(LINGER, rx.recv()).await {

@@ -6,8 +6,8 @@
 //! the HEADERS of others holds their streams, and the header bytes buffered
 //! for them, for as long as it keeps the connection alive.
 //!
-//! quiche lists no open streams, so every quarter of the timeout (queued by
-//! the connection's event pump, not a task of its own) a command on the
+//! quiche lists no open streams, so every quarter of the timeout (one task
+//! for all connections with that timeout, not a timer each) a command on the
 //! driver thread walks the peer's request stream ids from the lowest one
 //! still undecided. A stream that is open, has not ended and has had no
 //! HEADERS for the timeout gets STOP_SENDING and RESET_STREAM with
@@ -17,7 +17,7 @@
 //! its waiting requests reset too.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio_quiche::http3::driver::H3Command;
@@ -158,14 +158,16 @@ impl Walk {
 /// One server connection's HEADERS deadline; `None` timeout: off.
 pub struct HeadersDeadline {
   timeout: Option<Duration>,
+  /// Its connection's command channel.
+  commands: Commands,
   /// The connection's `initial_max_streams_bidi`, once it has started.
   stream_limit: OnceLock<u64>,
   walk: Mutex<Walk>,
 }
 
 impl HeadersDeadline {
-  pub fn new(timeout: Option<Duration>) -> Arc<Self> {
-    Arc::new(Self { timeout, stream_limit: OnceLock::new(), walk: Mutex::default() })
+  pub fn new(timeout: Option<Duration>, commands: Commands) -> Arc<Self> {
+    Arc::new(Self { timeout, commands, stream_limit: OnceLock::new(), walk: Mutex::default() })
   }
 
   /// The request on `stream_id` has its HEADERS: it is no longer waited for.
@@ -179,25 +181,57 @@ impl HeadersDeadline {
     }
   }
 
-  /// The connection started with `initial_max_streams_bidi` of `stream_limit`.
-  pub fn started(&self, stream_limit: u64) {
-    let _ = self.stream_limit.set(stream_limit);
-  }
-
-  /// How often to `walk()`: a quarter of the timeout; `None` when off.
-  pub fn period(&self) -> Option<Duration> {
-    self.timeout.map(|timeout| (timeout / 4).max(MIN_PERIOD))
+  /// The connection started with `initial_max_streams_bidi` of
+  /// `stream_limit`: from now on it is walked every quarter of the timeout.
+  pub fn started(self: &Arc<Self>, stream_limit: u64) {
+    if let Some(timeout) = self.timeout {
+      if self.stream_limit.set(stream_limit).is_ok() {
+        watch(self, (timeout / 4).max(MIN_PERIOD));
+      }
+    }
   }
 
   /// Queues one walk on the driver thread; false once the driver is gone.
-  /// The caller runs it every `period()` (the connection's event pump does,
-  /// rather than a task of its own per connection).
-  pub fn walk(self: &Arc<Self>, commands: &Commands) -> bool {
-    let Some(&stream_limit) = self.stream_limit.get() else { return true };
+  fn walk(self: &Arc<Self>) -> bool {
+    let Some(&stream_limit) = self.stream_limit.get() else { return false };
     let deadline = self.clone();
     let walk = QuicCommand::Custom(Box::new(move |qconn| deadline.step(qconn, Instant::now(), stream_limit)));
-    commands.send(H3Command::QuicCmd(walk))
+    self.commands.send(H3Command::QuicCmd(walk))
   }
+}
+
+/// The connections walked every one period, weakly held.
+type Watched = Arc<Mutex<Vec<Weak<HeadersDeadline>>>>;
+
+/// One task per period walks all its connections: a timer per connection
+/// costs each about 1.5 KiB of RSS (idle-1k), one entry here 8 bytes.
+static WATCHED: Mutex<Vec<(Duration, Watched)>> = Mutex::new(Vec::new());
+
+fn watch(deadline: &Arc<HeadersDeadline>, period: Duration) {
+  let mut groups = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+  let group = match groups.iter().find(|(p, _)| *p == period) {
+    Some((_, group)) => group.clone(),
+    None => {
+      let group = Watched::default();
+      groups.push((period, group.clone()));
+      spawn_walker(period, group.clone());
+      group
+    },
+  };
+  group.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(deadline));
+}
+
+/// Every `period`, walks each connection of `group`, and forgets those gone.
+fn spawn_walker(period: Duration, group: Watched) {
+  napi::bindgen_prelude::spawn(async move {
+    // The first walk is one period in: nothing can be overdue sooner.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+      ticks.tick().await;
+      group.lock().unwrap_or_else(|p| p.into_inner()).retain(|weak| weak.upgrade().is_some_and(|deadline| deadline.walk()));
+    }
+  });
 }
 
 #[cfg(test)]
@@ -223,6 +257,18 @@ mod tests {
 
   const T: Duration = Duration::from_secs(60);
 
+  /// A command channel whose driver is gone: the tests call `step` directly.
+  struct Gone;
+  impl crate::commands::CommandSink for Gone {
+    fn send(&self, _: H3Command) -> bool {
+      false
+    }
+  }
+
+  fn deadline(timeout: Option<Duration>) -> Arc<HeadersDeadline> {
+    HeadersDeadline::new(timeout, Arc::new(Gone))
+  }
+
   fn open(fake: &mut Fake, ids: &[u64]) {
     for &id in ids {
       fake.states.insert(id, StreamState::Open);
@@ -231,7 +277,7 @@ mod tests {
 
   #[test]
   fn a_stream_without_headers_is_rejected_after_the_timeout_and_only_then() {
-    let (deadline, mut fake, t0) = (HeadersDeadline::new(Some(T)), Fake::default(), Instant::now());
+    let (deadline, mut fake, t0) = (deadline(Some(T)), Fake::default(), Instant::now());
     open(&mut fake, &[0, 4]);
     deadline.headers_arrived(0);
     deadline.step(&mut fake, t0, 100);
@@ -247,7 +293,7 @@ mod tests {
 
   #[test]
   fn headers_in_time_and_ended_streams_are_never_rejected() {
-    let (deadline, mut fake, t0) = (HeadersDeadline::new(Some(T)), Fake::default(), Instant::now());
+    let (deadline, mut fake, t0) = (deadline(Some(T)), Fake::default(), Instant::now());
     open(&mut fake, &[0, 4]);
     fake.states.insert(8, StreamState::Ended);
     deadline.step(&mut fake, t0, 100);
@@ -260,7 +306,7 @@ mod tests {
 
   #[test]
   fn a_stream_beyond_skipped_ids_is_found_and_a_skipped_id_opened_late_is_watched() {
-    let (deadline, mut fake, t0) = (HeadersDeadline::new(Some(T)), Fake::default(), Instant::now());
+    let (deadline, mut fake, t0) = (deadline(Some(T)), Fake::default(), Instant::now());
     // The peer skips 0..36 and opens 40 without HEADERS: the walk reaches it.
     open(&mut fake, &[40]);
     deadline.step(&mut fake, t0, 100);
@@ -277,7 +323,7 @@ mod tests {
 
   #[test]
   fn the_walk_stops_after_a_stream_limit_of_unopened_ids() {
-    let (deadline, mut fake, t0) = (HeadersDeadline::new(Some(T)), Fake::default(), Instant::now());
+    let (deadline, mut fake, t0) = (deadline(Some(T)), Fake::default(), Instant::now());
     // Beyond a run of 10 unopened ids with a limit of 10: not reachable, so not looked at.
     open(&mut fake, &[40]);
     deadline.step(&mut fake, t0, 10);
@@ -290,7 +336,7 @@ mod tests {
 
   #[test]
   fn off_never_walks() {
-    let (deadline, mut fake) = (HeadersDeadline::new(None), Fake::default());
+    let (deadline, mut fake) = (deadline(None), Fake::default());
     open(&mut fake, &[0]);
     deadline.step(&mut fake, Instant::now() + 10 * T, 100);
     assert!(fake.rejected.is_empty());

@@ -20,7 +20,7 @@ pub fn raw_pair(is_server: bool, slot: ConnectionSlot, peer_cert: Option<PeerCer
     Arc::default(),
     Box::new(move |deliver| {
       let convert = pump_handles.clone();
-      spawn_event_pump(events, deliver, pump_slot, pump_handles, move |ev| Some(raw_event(ev, &convert)), None)
+      spawn_event_pump(events, deliver, pump_slot, pump_handles, move |ev| Some(raw_event(ev, &convert)))
     }),
     slot,
     None,

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::address::{any_port_for, resolve};
 use crate::controller::{NativeH3Controller, PeerCertSlot};
 use crate::errors::{for_promise, js_error, ErrorCode, Result};
-use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver, StreamHandles, Ticker};
+use crate::events::{server_event, spawn_event_pump, ConnectionSlot, Deliver, StreamHandles};
 use crate::goaway::{reject, Goaway};
 use crate::headers_deadline::HeadersDeadline;
 use crate::limits::{Admitted, ConnectionLimits, NativeConnectionLimits, Permit, Refused};
@@ -457,7 +457,7 @@ pub struct NativeServerH3Driver {
   peer_cert: PeerCertSlot,
   /// Its controller's `handshake_abort()`.
   abort: CancellationToken,
-  /// Told the connection's stream limit when it starts; its event pump walks it.
+  /// Told the connection's stream limit when it starts, and walked from then on.
   headers_deadline: Arc<HeadersDeadline>,
 }
 
@@ -482,7 +482,7 @@ fn driver_pair(settings: &NativeHttp3Settings) -> NativeServerDriverPair {
   let peer_cert = PeerCertSlot::default();
   let handles = StreamHandles::new(Arc::new(controller.h3_cmd_sender()));
   let goaway = Arc::new(Goaway::default());
-  let headers_deadline = HeadersDeadline::new(headers_timeout(settings));
+  let headers_deadline = HeadersDeadline::new(headers_timeout(settings), handles.commands.clone());
   let (convert_handles, pump_goaway, pump_deadline) = (handles.clone(), goaway.clone(), headers_deadline.clone());
   let convert = move |ev: ServerH3Event| {
     if let ServerH3Event::Headers { incoming_headers, .. } = &ev {
@@ -494,15 +494,11 @@ fn driver_pair(settings: &NativeHttp3Settings) -> NativeServerDriverPair {
     }
     Some(server_event(ev, &convert_handles))
   };
-  let ticker = headers_deadline.period().map(|period| {
-    let (deadline, commands) = (headers_deadline.clone(), handles.commands.clone());
-    Ticker { period, run: Box::new(move || deadline.walk(&commands)) }
-  });
   let pump_handles = handles.clone();
   let controller = NativeH3Controller::new(
     handles,
     goaway,
-    Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, pump_handles, convert, ticker)),
+    Box::new(move |callback| spawn_event_pump(events, callback, pump_slot, pump_handles, convert)),
     slot.clone(),
     None,
     Some(peer_cert.clone()),
