@@ -26,6 +26,7 @@ use tokio_quiche::quiche;
 
 use crate::commands::Commands;
 use crate::goaway::REQUEST_REJECTED;
+
 /// The walk's shortest period, for tiny timeouts.
 const MIN_PERIOD: Duration = Duration::from_millis(10);
 
