@@ -6,6 +6,10 @@
 # Then the TS-side properties (__test__/fuzz.spec.ts) with as many cases, and
 # FUZZ_H3I_SEQUENCES (default 3000) seeded random frame sequences from h3i
 # against our server (__test__/h3i.spec.ts; needs `npm run build:h3i-probe`).
+# Then, when a nightly toolchain and cargo-fuzz are installed, each
+# coverage-guided target in crates/core/fuzz (harnesses: crates/core/src/fuzzing.rs)
+# for FUZZ_CARGO_SECONDS (default 60) each; a crash leaves its input in
+# crates/core/fuzz/artifacts/ and fails the script.
 # Prints the cases run; a failure prints proptest's minimal failing input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +27,19 @@ echo "fuzz (TS): 4 properties x $cases cases"
 sequences=${FUZZ_H3I_SEQUENCES:-3000}
 FUZZ_H3I_SEQUENCES=$sequences timeout "$seconds" npx ava __test__/h3i.spec.ts --match '*random frame sequences*' --verbose --timeout "${seconds}s"
 echo "fuzz (peer frames): $sequences h3i sequences"
+if cargo +nightly fuzz --version > /dev/null 2>&1; then
+  fuzz_seconds=${FUZZ_CARGO_SECONDS:-60}
+  for target in $(cd crates/core && cargo +nightly fuzz list); do
+    if ! (cd crates/core && LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan.supp cargo +nightly fuzz run --target-dir ../../target/fuzz "$target" -- -max_total_time="$fuzz_seconds") > /tmp/fuzz-$$.log 2>&1; then
+      tail -40 /tmp/fuzz-$$.log
+      echo "fuzz (coverage-guided): $target failed; its input is in crates/core/fuzz/artifacts/$target/"
+      exit 1
+    fi
+    runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' /tmp/fuzz-$$.log)
+    coverage=$(grep -o 'cov: [0-9]*' /tmp/fuzz-$$.log | tail -1 | cut -d' ' -f2)
+    rm -f /tmp/fuzz-$$.log
+    echo "fuzz (coverage-guided): $target: $runs executions in $fuzz_seconds s, $coverage edges"
+  done
+else
+  echo "fuzz (coverage-guided): skipped: needs a nightly toolchain and cargo-fuzz (cargo install cargo-fuzz)"
+fi

@@ -224,7 +224,7 @@ impl ToNapiValue for JsHeaders {
 }
 
 /// Turns received quiche headers into the flat latin1 list.
-fn headers_to_flat(headers: &[h3::Header]) -> Vec<String> {
+pub(crate) fn headers_to_flat(headers: &[h3::Header]) -> Vec<String> {
   let latin1 = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
   headers
     .iter()

@@ -70,7 +70,7 @@ impl RequestStreams for QuicheConnection {
 /// stream at `floor` waits (at most the timeout and a period), and every
 /// skipped id holds one of the peer's stream credits for good.
 #[derive(Default)]
-struct Walk {
+pub(crate) struct Walk {
   /// Every request stream id below it is decided or in `skipped`.
   floor: u64,
   /// Whether `floor`, `floor + 4`, ... are decided.
@@ -82,10 +82,10 @@ struct Walk {
 }
 
 impl Walk {
-  fn decide(&mut self, stream_id: u64) {
+  pub(crate) fn decide(&mut self, stream_id: u64) {
     self.waiting.remove(&stream_id);
-    if stream_id < self.floor {
-      self.skipped.remove(&stream_id);
+    // A skipped id can sit above the floor while a lower stream waits.
+    if self.skipped.remove(&stream_id) || stream_id < self.floor {
       return;
     }
     let index = ((stream_id - self.floor) / 4) as usize;
@@ -108,7 +108,7 @@ impl Walk {
   /// One pass. A run of `stream_limit` unopened ids past every known one ends
   /// it: the peer cannot open a stream beyond such a run (each id it skips
   /// uses a credit), so there is nothing further to find.
-  fn step(&mut self, streams: &mut impl RequestStreams, now: Instant, timeout: Duration, stream_limit: u64) {
+  pub(crate) fn step(&mut self, streams: &mut impl RequestStreams, now: Instant, timeout: Duration, stream_limit: u64) {
     for stream_id in self.skipped.clone() {
       match streams.state(stream_id) {
         StreamState::Unopened => {},
@@ -153,6 +153,12 @@ impl Walk {
       self.decided.pop_front();
       self.floor += 4;
     }
+  }
+
+  /// The floor, and how many ids are decided, skipped and waiting.
+  #[cfg(any(fuzzing, test))]
+  pub(crate) fn held(&self) -> (u64, usize, usize, usize) {
+    (self.floor, self.decided.len(), self.skipped.len(), self.waiting.len())
   }
 }
 
@@ -320,6 +326,22 @@ mod tests {
     deadline.step(&mut fake, t0 + Duration::from_secs(2) + T, 100);
     assert_eq!(fake.rejected, [8]);
     assert_eq!(deadline.walk.lock().unwrap().skipped.len(), 9, "0..36 but 8 stay set aside");
+  }
+
+  #[test]
+  fn a_skipped_id_above_a_waiting_stream_is_not_rejected_once_its_headers_come() {
+    // Found by the fuzz target (fuzzing.rs): 4 arrives after 8, as under
+    // reordering, while 0 holds the floor down.
+    let (deadline, mut fake, t0) = (deadline(Some(T)), Fake::default(), Instant::now());
+    open(&mut fake, &[0, 8]);
+    deadline.headers_arrived(8);
+    deadline.step(&mut fake, t0, 100);
+    open(&mut fake, &[4]);
+    deadline.headers_arrived(4);
+    for walk in 1..4 {
+      deadline.step(&mut fake, t0 + walk * T, 100);
+    }
+    assert_eq!(fake.rejected, [0]);
   }
 
   #[test]

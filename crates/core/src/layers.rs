@@ -19,7 +19,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
   ("handles", &["stream", "flow", "requests"]),
   ("events", &["batch", "events"]),
   ("connection", &["controller", "raw"]),
-  ("entry points", &["outbox", "server", "client", "lib"]),
+  ("entry points", &["outbox", "server", "client", "lib", "fuzzing"]),
 ];
 
 /// Each module of `src/` and the crate modules it names (`crate::x`).

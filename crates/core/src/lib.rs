@@ -16,6 +16,8 @@ mod crossings;
 mod errors;
 mod events;
 mod flow;
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing;
 mod goaway;
 mod headers;
 mod headers_deadline;

@@ -419,7 +419,7 @@ async fn read_batch(rx: &mut mpsc::Receiver<InboundFrame>, cancel: &Cancellation
 
 /// `first`'s body bytes and whatever body frames are queued behind it, up
 /// to `max` bytes; and whether they end with FIN.
-fn join_queued(rx: &mut mpsc::Receiver<InboundFrame>, first: InboundFrame, max: usize) -> (Vec<u8>, bool) {
+pub(crate) fn join_queued(rx: &mut mpsc::Receiver<InboundFrame>, first: InboundFrame, max: usize) -> (Vec<u8>, bool) {
   let (mut data, mut fin) = match first {
     InboundFrame::Body(bytes, fin) => (Vec::from(bytes), fin),
     InboundFrame::Datagram(_) => (Vec::new(), false),
