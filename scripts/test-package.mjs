@@ -43,10 +43,20 @@ const work = mkdtempSync(join(tmpdir(), 'tq-test-package-'))
 const npm = (args, cwd) => execFileSync('npm', args, { cwd, shell, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
 const pack = (dir) => join(work, JSON.parse(npm(['pack', '--json', '--pack-destination', work], dir))[0].filename)
 
-// cargo and rustc must not be reachable: the install may not build anything.
-const pathWithoutRust = process.env.PATH.split(delimiter)
-  .filter((dir) => !['cargo', 'rustc', 'cargo.exe', 'rustc.exe'].some((tool) => existsSync(join(dir, tool))))
-  .join(delimiter)
+// cargo and rustc must not be reachable: the install may not build anything. Directories
+// holding them leave PATH, unless Node is there too (Debian's rustc-web installs into /usr/bin);
+// stubs that fail come first and hide those.
+const noRust = join(work, 'no-rust')
+mkdirSync(noRust)
+for (const tool of ['cargo', 'rustc']) {
+  writeFileSync(join(noRust, tool), `#!/bin/sh\necho "${tool} is off PATH in this test" >&2\nexit 1\n`, { mode: 0o755 })
+  writeFileSync(join(noRust, `${tool}.cmd`), `@echo ${tool} is off PATH in this test 1>&2\r\n@exit /b 1\r\n`)
+}
+const holds = (dir, tools) => tools.some((tool) => existsSync(join(dir, tool)))
+const pathWithoutRust = [
+  noRust,
+  ...process.env.PATH.split(delimiter).filter((dir) => holds(dir, ['node', 'node.exe']) || !holds(dir, ['cargo', 'rustc', 'cargo.exe', 'rustc.exe'])),
+].join(delimiter)
 
 function project(name, tarballs) {
   const dir = join(work, name)
@@ -61,13 +71,17 @@ function project(name, tarballs) {
   return dir
 }
 
-// engines.node is ">= 20.17.0": that exact release, and the newest 22 and 24.
-const nodeVersions = ['20.17.0', '22', '24']
-
-/** Installs those Node releases into `dir` and returns [version, executable] pairs. */
+/**
+ * Installs into `dir` the oldest Node release the registry has for this platform at or above
+ * engines.node (">= 20.17.0": 20.17.0 on x64, 20.18.0 on arm64, which has no 20.17), and the
+ * newest 22 and 24. Returns [version, executable] pairs.
+ */
 function installNodes(dir) {
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ private: true }))
-  const specs = nodeVersions.map((v) => `node-${v}@npm:node-${process.platform}-${process.arch}@${v}`)
+  const nodePackage = `node-${process.platform}-${process.arch}`
+  const oldest = [JSON.parse(npm(['view', `${nodePackage}@>=20.17.0 <21`, 'version', '--json'], dir))].flat()[0]
+  const nodeVersions = [oldest, '22', '24']
+  const specs = nodeVersions.map((v) => `node-${v}@npm:${nodePackage}@${v}`)
   npm(['install', '--no-audit', '--no-fund', ...specs], dir)
   return nodeVersions.map((v) => [v, join(dir, 'node_modules', `node-${v}`, 'bin', 'node')])
 }
