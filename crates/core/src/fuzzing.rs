@@ -5,6 +5,7 @@
 //! bytes so that they keep compiling and keep passing.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -15,6 +16,7 @@ use tokio_quiche::quiche::h3::{self, NameValue};
 
 use crate::headers::{check_received, headers_from_flat, headers_to_flat, headers_to_js, HeaderBlock, JsHeaders};
 use crate::headers_deadline::{RequestStreams, StreamState, Walk};
+use crate::limits::{ConnectionLimits, Refusal};
 use crate::stream::join_queued;
 
 /// The fuzzer's bytes, read front to back; zeros once they run out.
@@ -214,6 +216,62 @@ pub fn headers_deadline(data: &[u8]) {
   }
 }
 
+/// A peer address from one byte of a few: IPv4, the same as IPv4-mapped
+/// IPv6, and IPv6 hosts that share or do not share a /64.
+fn address(byte: u8) -> IpAddr {
+  let host = byte & 3;
+  match byte >> 2 & 3 {
+    0 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, host)),
+    1 => IpAddr::V6(Ipv4Addr::new(192, 0, 2, host).to_ipv6_mapped()),
+    prefix => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, prefix as u16, 0, byte as u16 >> 4, 0, 1)),
+  }
+}
+
+/// The connection caps against a peer whose connections come and go from
+/// those addresses. A connection is admitted exactly when the server and its
+/// source (the IPv4 address, mapped or not, or the IPv6 /64) are under their
+/// caps. Refusals are counted, and each connection gone gives its place back.
+pub fn connection_limits(data: &[u8]) {
+  let mut input = Input(data);
+  let (max, per_source) = (1 + input.byte() as usize % 8, 1 + input.byte() as usize % 4);
+  let limits = ConnectionLimits::new(max, per_source);
+  let source = |peer: IpAddr| match peer {
+    IpAddr::V4(v4) => (4, u128::from(v4.to_bits())),
+    IpAddr::V6(v6) if v6.segments()[..6] == [0, 0, 0, 0, 0, 0xffff] => (4, v6.to_bits() & 0xffff_ffff),
+    IpAddr::V6(v6) => (6, v6.to_bits() >> 64),
+  };
+  let (mut live, mut refused) = (Vec::new(), 0u64);
+  while !input.is_empty() {
+    let byte = input.byte();
+    if byte & 0x80 != 0 && !live.is_empty() {
+      live.swap_remove(byte as usize % live.len());
+    } else {
+      let peer = address(byte);
+      let from_source = live.iter().filter(|(s, _)| *s == source(peer)).count();
+      let expected = if live.len() >= max {
+        Some(Refusal::Server)
+      } else if from_source >= per_source {
+        Some(Refusal::Source)
+      } else {
+        None
+      };
+      match limits.admit(peer) {
+        Ok(permit) => {
+          assert_eq!(expected, None, "{peer} admitted");
+          live.push((source(peer), permit));
+        },
+        Err(refusal) => {
+          assert_eq!(Some(refusal), expected, "{peer} refused");
+          refused += 1;
+        },
+      }
+    }
+    assert_eq!((limits.connections(), limits.refused()), (live.len(), refused));
+  }
+  live.clear();
+  assert_eq!(limits.connections(), 0, "places not given back");
+}
+
 #[cfg(test)]
 mod tests {
   /// xorshift64: the same seeds every run.
@@ -236,6 +294,7 @@ mod tests {
       super::headers(&data);
       super::join_frames(&data);
       super::headers_deadline(&data);
+      super::connection_limits(&data);
     }
   }
 }
