@@ -171,7 +171,8 @@ pub fn headers_deadline(data: &[u8]) {
     open.sort_unstable();
     match op % 5 {
       0 => {
-        // Mostly the next new ids, sometimes one skipped earlier.
+        // Any id within the credit: a new one, one skipped so far, or one
+        // already open or gone (then nothing changes).
         let id = 4 * (credit - 1 - arg % credit);
         streams.entry(id).or_default().state.get_or_insert(StreamState::Open);
       },
