@@ -71,15 +71,18 @@ function project(name, tarballs) {
   return dir
 }
 
+// The oldest Node the package claims: package.json's engines.node (">= 20.17.0").
+const engines = createRequire(import.meta.url)('../package.json').engines.node
+
 /**
- * Installs into `dir` the oldest Node release the registry has for this platform at or above
- * engines.node (">= 20.17.0": 20.17.0 on x64, 20.18.0 on arm64, which has no 20.17), and the
- * newest 22 and 24. Returns [version, executable] pairs.
+ * Installs into `dir` the oldest Node release the registry has for this platform that `engines`
+ * allows (20.17.0 on x64; 20.18.0 on arm64, which has no 20.17), and the newest 22 and 24.
+ * Returns [version, executable] pairs.
  */
 function installNodes(dir) {
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ private: true }))
   const nodePackage = `node-${process.platform}-${process.arch}`
-  const oldest = [JSON.parse(npm(['view', `${nodePackage}@>=20.17.0 <21`, 'version', '--json'], dir))].flat()[0]
+  const oldest = [JSON.parse(npm(['view', `${nodePackage}@${engines} <21`, 'version', '--json'], dir))].flat()[0]
   const nodeVersions = [oldest, '22', '24']
   const specs = nodeVersions.map((v) => `node-${v}@npm:${nodePackage}@${v}`)
   npm(['install', '--no-audit', '--no-fund', ...specs], dir)
